@@ -1,0 +1,31 @@
+# Two entry points on a fresh machine with Python 3.11, pip and make:
+#   make book   build the HTML book into _build/html/ (quick profile)
+#   make test   run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= quick
+
+.PHONY: book test bench install clean
+
+# Reinstall when the package's requirements change.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[book,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+book: install
+	$(BIN)/inpaint book --profile $(PROFILE)
+	@echo "Open _build/html/index.html in a browser."
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/data.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,134 @@
+"""Building the book: execute each chapter with papermill, then render with Jupyter Book.
+
+Chapters are committed without outputs. ``build_book`` copies the book into a
+staging folder (``_build/executed/``), executes every notebook there with a
+profile's parameters, and runs ``jupyter-book build`` on it with execution off
+and warnings as errors, so the HTML lands in ``_build/html/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from inpaintlib.errors import ConfigError
+from inpaintlib.profiles import chapter_parameters, load_profiles
+
+
+class ChapterError(RuntimeError):
+    """A chapter failed to execute, or the HTML build failed."""
+
+
+def find_book_root(start: str | Path | None = None) -> Path:
+    """The folder holding ``_config.yml`` and ``_toc.yml``: ``start``, the working folder, or the repository."""
+    candidates = [Path(start)] if start else [Path.cwd(), Path(__file__).resolve().parents[1]]
+    for folder in candidates:
+        if (folder / "_toc.yml").is_file() and (folder / "_config.yml").is_file():
+            return folder.resolve()
+    where = start or "the working folder"
+    raise ConfigError(
+        f"no book in {where}: run inpaint book in the inpainting-book folder (it holds _config.yml "
+        f"and _toc.yml) or pass --root PATH"
+    )
+
+
+def list_chapters(root: Path) -> list[Path]:
+    """The notebooks of the table of contents, in reading order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    files.append(toc.get("root"))
+    walk(toc.get("parts", toc.get("chapters", [])))
+    return [root / f"{name}.ipynb" for name in files if name and (root / f"{name}.ipynb").is_file()]
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    """The names assigned in a notebook's ``parameters`` cell."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def build_book(
+    profile: str = "quick",
+    data: str | None = None,
+    overrides: dict | None = None,
+    root: str | Path | None = None,
+    html: bool = True,
+) -> Path:
+    """Execute every chapter with a profile's parameters, then build the HTML.
+
+    Parameters
+    ----------
+    profile : str
+        A profile of ``book/profiles.yml``.
+    data : str, optional
+        Data spec for every chapter (default: each chapter's own, ``auto``).
+    overrides : dict, optional
+        Parameter name -> value, applied to every chapter that declares it.
+    root : path, optional
+        The book's folder; see :func:`find_book_root`.
+    html : bool
+        Build the HTML after executing (False: only execute the chapters).
+
+    Returns
+    -------
+    Path
+        ``_build/html/index.html`` (or the staging folder when ``html`` is False).
+    """
+    import papermill
+
+    root = find_book_root(root)
+    chapters = list_chapters(root)
+    declared = {chapter.stem: declared_parameters(chapter) for chapter in chapters}
+    parameters = chapter_parameters(load_profiles(root / "book" / "profiles.yml"), profile, declared, data, overrides)
+
+    staging = root / "_build" / "executed"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, staging / name)
+    shutil.copytree(root / "book", staging / "book", ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+
+    for chapter in chapters:
+        target = staging / chapter.relative_to(root)
+        print(f"Executing {chapter.relative_to(root)} ({profile} profile) ...", flush=True)
+        started = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(chapter), str(target), parameters=parameters[chapter.stem], cwd=str(target.parent),
+                kernel_name="python3", progress_bar=False,
+                # TensorFlow's C++ start-up lines go to the build log, not into the chapter.
+                extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+            )
+        except papermill.PapermillExecutionError as error:
+            raise ChapterError(
+                f"{chapter.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue} "
+                f"(the executed notebook is {target})"
+            ) from None
+        print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
+    if not html:
+        return staging
+
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(staging),
+               "--path-output", str(root), "--warningiserror", "--nitpick", "--keep-going"]
+    if subprocess.run(command).returncode != 0:
+        raise ChapterError("jupyter-book build failed (warnings count as errors); its messages are above")
+    index = root / "_build" / "html" / "index.html"
+    print(f"The book is in {index}")
+    return index

@@ -1,0 +1,101 @@
+"""Pictures a reader would rather look at than read: image grids and source code."""
+
+from __future__ import annotations
+
+import inspect
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+#: The colour holes are painted in when a masked image is shown (neutral grey).
+HOLE_COLOUR = (0.5, 0.5, 0.5)
+
+
+def as_float(images) -> np.ndarray:
+    """Images as float32 in [0, 1], from uint8 or float input."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    return np.clip(images.astype(np.float32), 0.0, 1.0)
+
+
+def paint_holes(images, masks, colour=HOLE_COLOUR) -> np.ndarray:
+    """Masked images as a person sees them: the missing pixels painted ``colour``."""
+    images, masks = as_float(images), np.asarray(masks, np.float32)
+    return images * (1.0 - masks) + masks * np.asarray(colour, np.float32)
+
+
+def show_grid(images, ncols: int = 8, title: str | None = None, labels=None, cell: float = 1.2):
+    """Show images in a grid; returns the matplotlib Figure.
+
+    Parameters
+    ----------
+    images : array (N, H, W, C)
+        uint8, or float in [0, 1]; C is 3 (colour) or 1 (shown in grey).
+    ncols : int
+        Images per row.
+    title : str, optional
+        Figure title: say where the images come from.
+    labels : list of str, optional
+        One caption per image.
+    cell : float
+        Size of one image in inches.
+    """
+    images = as_float(images)
+    nrows = max(1, -(-len(images) // ncols))
+    ncols = min(ncols, max(1, len(images)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows + (0.4 if title else 0)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            _imshow(ax, images[i])
+            if labels is not None:
+                ax.set_title(labels[i], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_rows(rows: dict, title: str | None = None, cell: float = 1.2):
+    """Show aligned rows of images, one row per entry of ``rows`` (name -> images).
+
+    The classic inpainting figure: ``{"original": x, "masked": paint_holes(x, m),
+    "inpainted": y}`` puts each face above its masked and filled versions.
+    """
+    names = list(rows)
+    ncols = max(len(rows[name]) for name in names)
+    fig, axes = plt.subplots(len(names), ncols, figsize=(cell * ncols + 1.0, cell * len(names) + (0.4 if title else 0)),
+                             squeeze=False)
+    for r, name in enumerate(names):
+        images = as_float(rows[name])
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(images):
+                _imshow(ax, images[c])
+        axes[r, 0].set_ylabel(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_source(obj):
+    """The source code of a library function or class, for a chapter to show.
+
+    Returned as a Markdown code block, so the book highlights it like any other code
+    and the reader sees the library's own lines, never a pasted copy.
+    """
+    from IPython.display import Markdown
+
+    return Markdown(f"```python\n{inspect.getsource(obj)}```")
+
+
+def _imshow(ax, image) -> None:
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        ax.imshow(image)

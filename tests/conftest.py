@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny CelebA layouts written on the fly, and the real sample when present."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = Path(os.environ.get("CELEBA_SAMPLE", REPO.parent / "shared" / "data" / "celeba-sample"))
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Every test caches into its own folder, never the user's cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("INPAINTLIB_CACHE", str(cache))
+    monkeypatch.delenv("CELEBA_DIR", raising=False)
+    return cache
+
+
+@pytest.fixture
+def celeba_sample() -> Path:
+    """The 8,000 real CelebA images in ../shared, or a skip that says why."""
+    if not (SAMPLE / "list_eval_partition.txt").is_file():
+        pytest.skip(f"the real CelebA sample is not at {SAMPLE} (set CELEBA_SAMPLE to use another)")
+    return SAMPLE
+
+
+def face_like(index: int, width: int = 178, height: int = 218) -> np.ndarray:
+    """A deterministic RGB test picture, different for every index."""
+    rng = np.random.default_rng(index)
+    x = np.arange(width)
+    stripes = 30 * np.sin(x / (5 + index % 7))[None, :, None]
+    picture = rng.integers(40, 220, size=3) + np.zeros((height, 1, 1)) + stripes
+    return np.clip(picture, 0, 255).astype(np.uint8)
+
+
+def jpeg_bytes(picture: np.ndarray, mode: str = "RGB", fmt: str = "JPEG") -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(picture).convert(mode).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def write_celeba(
+    root: Path,
+    partitions: list[int],
+    csv: bool = False,
+    kaggle: bool = False,
+    files: dict[str, bytes] | None = None,
+    extra_lines: list[str] = (),
+) -> Path:
+    """Write a CelebA folder: images 000001.jpg ... with the given partitions, and the partition file.
+
+    ``files`` replaces or adds image files by name (corrupt ones, PNGs...); ``extra_lines`` are
+    appended to the partition file.
+    """
+    image_dir = root / "img_align_celeba"
+    if kaggle:
+        image_dir = image_dir / "img_align_celeba"
+    image_dir.mkdir(parents=True)
+    names = [f"{i + 1:06d}.jpg" for i in range(len(partitions))]
+    contents = {name: jpeg_bytes(face_like(i)) for i, name in enumerate(names)}
+    contents.update(files or {})
+    for name, data in contents.items():
+        (image_dir / name).write_bytes(data)
+    lines = [f"{name},{p}" if csv else f"{name} {p}" for name, p in zip(names, partitions)] + list(extra_lines)
+    if csv:
+        (root / "list_eval_partition.csv").write_text("image_id,partition\n" + "\n".join(lines) + "\n")
+    else:
+        (root / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def zip_folder(folder: Path, target: Path, prefix: str = "") -> Path:
+    """Zip a folder's content, each member under ``prefix`` (JPEGs stored, as CelebA zips do)."""
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, prefix + str(path.relative_to(folder)))
+    return target

@@ -1,0 +1,50 @@
+"""Set-up files agree: pyproject is the pip truth, environment.yml lists the same packages,
+the README starts with the two commands, and CI runs the README's test command."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+
+import yaml
+from conftest import REPO
+
+
+def requirement_set(requirements):
+    return {re.sub(r"\s+", "", r).lower() for r in requirements}
+
+
+def test_environment_yml_has_the_same_packages_as_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    environment = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip_lists = [d["pip"] for d in environment["dependencies"] if isinstance(d, dict)]
+    listed = [r for r in pip_lists[0] if not r.startswith("-e")]
+    assert requirement_set(listed) == requirement_set(wanted)
+    python = next(d for d in environment["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    assert project["requires-python"] == ">=3.10" and python == "python=3.11"
+
+
+def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
+    readme = (REPO / "README.md").read_text().splitlines()
+    commands = [line.split("#")[0].strip() for line in readme[:8] if line.startswith("make ")]
+    assert commands == ["make book", "make test"]
+    assert re.search(r"^make test$", (REPO / ".ci" / "run").read_text(), re.M)
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^test: install\n\t\$\(BIN\)/python -m pytest", makefile, re.M)
+
+
+def test_jupyter_book_1_not_2():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert any(r.replace(" ", "").startswith("jupyter-book>=1.0.4,<2") for r in project["optional-dependencies"]["book"])
+
+
+def test_committed_notebooks_have_no_outputs_and_a_parameters_cell():
+    for notebook in sorted((REPO / "book").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        code = [c for c in cells if c["cell_type"] == "code"]
+        assert all(not c["outputs"] and c["execution_count"] is None for c in code), notebook.name
+        tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, f"{notebook.name} needs one cell tagged 'parameters'"
+        assert "find_spec(\"inpaintlib\")" in "".join(code[0]["source"]), "first cell installs the package when missing"
