@@ -129,11 +129,10 @@ def test_many_corrupt_files_are_summarised(tmp_path):
 
 def test_parallel_decoding_matches_serial(tmp_path, monkeypatch):
     root = write_celeba(tmp_path / "c", [0] * 40, files={"000007.jpg": b"broken"})
-    monkeypatch.setattr(datalib, "_PARALLEL_FROM", 10**9)
+    monkeypatch.setattr(datalib.os, "cpu_count", lambda: 1)
     with pytest.warns(DataWarning):
         serial = load_images(f"celeba:{root}", "train", image_size=16, cache_dir=tmp_path / "a")
-    monkeypatch.setattr(datalib, "_PARALLEL_FROM", 1)
-    monkeypatch.setattr(datalib, "_CHUNK", 7)
+    monkeypatch.setattr(datalib.os, "cpu_count", lambda: 8)
     with pytest.warns(DataWarning, match="000007.jpg"):
         parallel = load_images(f"celeba:{root}", "train", image_size=16, cache_dir=tmp_path / "b")
     np.testing.assert_array_equal(serial, parallel)
