@@ -146,7 +146,9 @@ def _render(U, noise, S):
     skin, hair, fcy = _b(p["skin"]), _b(p["hair"]), _b(p["fcy"])
     frx, fry, long = _b(p["frx"]), _b(p["fry"]), _b(p["long"])
     lx, ly = _b(np.cos(p["light"])), _b(np.sin(p["light"]))
-    strands = 0.05 * min(max(S / 32 - 1, 0), 1)  # faint strands, faded out where they would alias
+    # Faint hair strands, one image-space pattern shared by all faces (cheap), faded
+    # out below 64 pixels where they would alias.
+    strands = 1 + 0.05 * min(max(S / 32 - 1, 0), 1) * np.sin(55 * X + 6 * Y)
     cap_cy, cap_rx, cap_ry = fcy - 0.05, frx * _b(p["volume"]) + 0.02, fry * _b(p["volume"])
 
     # Back to front: clothes, long hair, neck, ears, face.
@@ -157,7 +159,7 @@ def _render(U, noise, S):
     hem = fcy + fry + _b(p["length"]) - 0.25 * (uw / frx) ** 2  # ends rise towards the sides
     d_fall = np.maximum(np.maximum(np.abs(uw) - cap_rx * 1.02, vw - hem), cap_cy - vw)
     d_long = np.minimum(_ellipse(uw, vw - cap_cy, cap_rx, cap_ry), d_fall)
-    _composite(img, w, alpha(d_long) * long, hair * (1 + strands * np.sin(55 * uw + 6 * vw)))
+    _composite(img, w, alpha(d_long) * long, hair * strands[w])
     w, uw, vw = at(-0.5, 0.5, 0.05, 1)
     neck = np.maximum(np.abs(uw) - _b(p["neck"]), fcy + 0.2 - vw)
     _composite(img, w, alpha(neck), skin * 0.78)
@@ -217,7 +219,7 @@ def _render(U, noise, S):
     hl = fcy - fry * (_b(p["hairline"]) - 0.05 * fringe) + 0.22 * ur**2 + _b(p["part"]) * uw
     hl = hl + fringe * (0.035 * np.abs(np.sin(9 * ur + _b(p["jag"]))) - 0.18 * ur**2)
     d_cap = np.maximum(_ellipse(uw, vw - cap_cy, cap_rx, cap_ry), vw - hl)
-    _composite(img, w, alpha(d_cap), hair * (1 + strands * np.sin(55 * uw + 6 * vw)))
+    _composite(img, w, alpha(d_cap), hair * strands[w])
 
     # Global light ramp, sensor noise (uniform, unit variance), quantise.
     img *= 1 + _b(p["ramp"]) * (X * lx + Y * ly)

@@ -33,7 +33,8 @@ def test_face_depends_only_on_seed_and_index(size):
     # More faces than one render chunk, so chunk boundaries fall in different places.
     whole = synthetic_faces(40, image_size=size, seed=3)
     np.testing.assert_array_equal(whole[5], synthetic_faces(1, image_size=size, seed=3, start=5)[0])
-    np.testing.assert_array_equal(whole[17:40], synthetic_faces(23, image_size=size, seed=3, start=17))
+    tail = synthetic_faces(23, image_size=size, seed=3, start=17)
+    np.testing.assert_array_equal(whole[17:40], tail)
     np.testing.assert_array_equal(whole[:10], synthetic_faces(10, image_size=size, seed=3))
 
 
@@ -106,5 +107,7 @@ def test_bad_arguments_raise(kwargs):
 
 
 def test_numpy_integers_are_accepted():
-    faces = synthetic_faces(np.int64(2), image_size=np.int32(16), seed=np.uint8(1), start=np.int64(3))
+    faces = synthetic_faces(
+        np.int64(2), image_size=np.int32(16), seed=np.uint8(1), start=np.int64(3)
+    )
     assert faces.shape == (2, 16, 16, 3)
