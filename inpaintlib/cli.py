@@ -7,6 +7,7 @@ and exits with status 2; it never shows a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from inpaintlib.errors import InpaintError
@@ -20,8 +21,55 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="inpaint", description="Image inpainting on faces: build the book, load data.")
+    parser = _Parser(prog="inpaint", description="Image inpainting on faces: train, evaluate, fill, build the book.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train", help="train a model", description="Train a model for --steps steps (batches) and save it into "
+        "--out as model.keras, config.json and history.json. Checkpoints every --checkpoint-every steps; "
+        "after an interruption, the same command with --resume continues from the last checkpoint.")
+    train.add_argument("model", choices=["unet"], help="the model to train")
+    train.add_argument("--data", default="auto", help="synthetic, celeba:PATH or auto (the default)")
+    train.add_argument("--image-size", type=int, default=64)
+    train.add_argument("--mask", default="center", help="center (default), random-box or free-form")
+    train.add_argument("--hole", type=float, default=0.5, help="hole size as a fraction of the image side")
+    train.add_argument("--steps", type=int, default=1000, help="training steps (batches), not epochs")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--limit", type=int, help="train on the first N images of the train split")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--base-filters", type=int, default=32, help="U-Net: filters of the first level")
+    train.add_argument("--depth", type=int, default=3, help="U-Net: number of poolings")
+    train.add_argument("--no-mask-channel", action="store_true", help="U-Net: hide the mask from the network (the original recipe)")
+    train.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
+    train.add_argument("--out", required=True, help="folder for the trained model")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a model or a classical method on fixed evaluation masks",
+        description="Score a trained model (a folder written by inpaint train) or a classical method on the "
+        "first --limit images of a split, with the fixed evaluation masks every method shares.")
+    evaluate.add_argument("--model", required=True, help="a model folder, or telea, navier-stokes, biharmonic, mean")
+    evaluate.add_argument("--data", default="auto", help="synthetic, celeba:PATH or auto (the default)")
+    evaluate.add_argument("--split", default="test", help="train, validation or test (default)")
+    evaluate.add_argument("--mask", default="center", help="center (default), random-box or free-form")
+    evaluate.add_argument("--hole", type=float, default=0.5, help="hole size as a fraction of the image side")
+    evaluate.add_argument("--limit", type=int, help="first N images of the split (default: all)")
+    evaluate.add_argument("--image-size", type=int, default=64, help="for classical methods; a model uses its own")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    fill = commands.add_parser(
+        "fill", help="inpaint one image file",
+        description="Inpaint one image. An input of any size is centre-cropped to a square and resized to the "
+        "model's image size (64x64 by default); the output has that size.")
+    fill.add_argument("image", help="a JPEG or PNG file")
+    fill.add_argument("--model", required=True, help="a model folder, or telea, navier-stokes, biharmonic, mean")
+    fill.add_argument("--mask", default="center", help="center (default), random-box, free-form, or a PNG "
+                      "of the model's size whose non-zero pixels mark the hole")
+    fill.add_argument("--hole", type=float, default=0.5, help="hole size for a drawn mask")
+    fill.add_argument("--seed", type=int, default=0, help="seed of a drawn random-box or free-form mask")
+    fill.add_argument("--image-size", type=int, default=64, help="for classical methods; a model uses its own")
+    fill.add_argument("-o", "--output", required=True, help="the filled image (PNG)")
 
     book = commands.add_parser(
         "book",
@@ -46,13 +94,81 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    commands = {"train": _train, "evaluate": _evaluate, "fill": _fill, "book": _book, "data": _data}
     try:
-        if args.command == "book":
-            return _book(args)
-        return _data(args)
+        return commands[args.command](args)
     except InpaintError as error:
         print(f"inpaint: error: {error}", file=sys.stderr)
         return 2
+
+
+def _train(args) -> int:
+    from inpaintlib.training import TrainConfig, train
+
+    options = {"base_filters": args.base_filters, "depth": args.depth, "mask_channel": not args.no_mask_channel}
+    config = TrainConfig(
+        model=args.model, data=args.data, image_size=args.image_size, mask=args.mask, hole=args.hole,
+        steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+        limit=args.limit, model_options=options, checkpoint_every=args.checkpoint_every,
+    )
+    trained = train(config.validate(), args.out, resume=args.resume)
+    last = trained.history[-1] if trained.history else {}
+    print(f"Trained {trained.name} for {config.steps} steps: loss {last.get('loss', float('nan')):.4f}, "
+          f"saved in {args.out}")
+    return 0
+
+
+def _method(name: str):
+    """A classical method by name, or a trained model from its folder."""
+    from inpaintlib.baselines import BASELINES, get_baseline
+
+    if name in BASELINES:
+        return get_baseline(name), None
+    from inpaintlib.training import load_trained
+
+    trained = load_trained(name)
+    return trained, trained.config.image_size
+
+
+def _evaluate(args) -> int:
+    from inpaintlib.data import load_images, resolve_data_spec
+    from inpaintlib.masks import check_mask_kind, eval_masks
+    from inpaintlib.metrics import evaluate
+
+    check_mask_kind(args.mask)
+    method, model_size = _method(args.model)
+    image_size = model_size or args.image_size
+    images = load_images(args.data, args.split, image_size=image_size, limit=args.limit)
+    masks = eval_masks(args.mask, len(images), image_size, hole=args.hole)
+    scores = evaluate(method, images, masks)
+    result = {"method": scores.pop("method"), "data": resolve_data_spec(args.data), "split": args.split,
+              "mask": args.mask, "hole": args.hole, **scores}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        width = max(map(len, result))
+        for key, value in result.items():
+            print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
+
+
+def _fill(args) -> int:
+    import numpy as np
+
+    from inpaintlib.data import read_image, save_png_atomically
+    from inpaintlib.masks import MASK_KINDS, draw_masks, load_mask
+
+    method, model_size = _method(args.model)
+    image_size = model_size or args.image_size
+    image = read_image(args.image, image_size)
+    if args.mask in MASK_KINDS:
+        mask = draw_masks(args.mask, 1, image_size, seed=(args.seed, 0), hole=args.hole).numpy()[0]
+    else:
+        mask = load_mask(args.mask, image_size)
+    filled = method.inpaint(image[None].astype(np.float32) / 255.0, mask[None])[0]
+    save_png_atomically(args.output, np.round(np.clip(filled, 0, 1) * 255).astype(np.uint8))
+    print(f"Filled a {image_size}x{image_size} image with {method.name}: {args.output}")
+    return 0
 
 
 def _book(args) -> int:

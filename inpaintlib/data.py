@@ -103,6 +103,12 @@ def parse_data_spec(spec: str) -> DataSource:
     )
 
 
+def resolve_data_spec(spec: str) -> str:
+    """The data spec with ``auto`` resolved and the path made absolute: what a cache key needs."""
+    source = parse_data_spec(spec)
+    return "synthetic" if source.is_synthetic else f"celeba:{source.path.resolve()}"
+
+
 def load_images(
     spec: str | DataSource = "auto",
     split: str = "train",
@@ -404,6 +410,28 @@ def decode_image(data: bytes, image_size: int) -> np.ndarray:
     # Everything else (PNG, CMYK, palette, alpha, odd JPEGs) goes through PIL.
     image.draft("RGB", (image_size, image_size))
     return _square(np.asarray(image.convert("RGB")), image_size)
+
+
+def read_image(path: str | Path, image_size: int) -> np.ndarray:
+    """Read one image file as a uint8 RGB square of ``image_size`` (centre-cropped, resized)."""
+    try:
+        return decode_image(Path(path).read_bytes(), image_size)
+    except _DECODE_ERRORS as error:
+        raise DataError(f"cannot read the image {path} ({error}): give a JPEG or PNG file") from None
+
+
+def save_png_atomically(path: str | Path, image: np.ndarray) -> None:
+    """Write a uint8 image as PNG so that ``path`` is complete or absent, never partial."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise DataError(f"the output folder {path.parent} does not exist: create it or choose another output")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}", suffix=".tmp", delete=False) as f:
+            Image.fromarray(image).save(f, format="PNG")
+        os.chmod(f.name, 0o644)
+        os.replace(f.name, path)
+    except OSError as error:
+        raise DataError(f"cannot write {path} ({error.strerror}): choose a writable output folder") from None
 
 
 def _square(pixels: np.ndarray, image_size: int) -> np.ndarray:

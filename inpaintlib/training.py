@@ -1,0 +1,354 @@
+"""Training that survives interruption, and the trained-model cache.
+
+``train`` fits a model on a tf.data pipeline for a number of *steps* (the
+original recipe's "4000 epochs of one random batch of 128" is 4000 steps of
+batch 128). Keras epochs are only the checkpoint interval here: at the end of
+each one, ``keras.callbacks.BackupAndRestore`` saves weights and optimizer
+state, and the history is written to ``history.json``. A run killed at any
+moment resumes from its last checkpoint and ends at the same step count.
+
+``train_or_load`` keys a finished model by everything that shaped it, so a
+chapter re-run, a book rebuild or a classroom that changes one parameter
+trains only what changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import inspect
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from inpaintlib.data import cache_root, load_images, make_dataset, resolve_data_spec
+from inpaintlib.errors import ConfigError, InpaintError
+from inpaintlib.masks import check_mask_kind, eval_masks
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+BACKUP_DIR = "backup"
+MODEL_KINDS = ("unet",)
+
+
+class TrainingDiverged(InpaintError):
+    """The loss became NaN or infinite; the last good weights were kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that shapes a trained model.
+
+    ``checkpoint_every`` only sets how often training saves its state and logs
+    its history, so it is left out of the cache key.
+    """
+
+    model: str = "unet"
+    data: str = "auto"
+    image_size: int = 64
+    mask: str = "center"
+    hole: float = 0.5
+    steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+    limit: int | None = None
+    validation_images: int = 256
+    model_options: dict = field(default_factory=dict)
+    checkpoint_every: int = 100
+
+    def validate(self) -> TrainConfig:
+        """Return self if every field is usable, else raise ConfigError naming the field."""
+        if self.model not in MODEL_KINDS:
+            raise ConfigError(f"unknown model {self.model!r}: use one of {', '.join(MODEL_KINDS)}")
+        check_mask_kind(self.mask)
+        for name in ("image_size", "steps", "batch_size", "checkpoint_every", "validation_images"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, not {value!r}")
+        if self.limit is not None and (not isinstance(self.limit, (int, np.integer)) or self.limit < 1):
+            raise ConfigError(f"limit must be a positive integer or None (the whole train split), not {self.limit!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning-rate must be positive, not {self.learning_rate!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def cache_key(self) -> str:
+        """A short hash of what shapes the model, with the data spec resolved (``auto`` -> its source)."""
+        values = self.to_dict()
+        values.pop("checkpoint_every")
+        values["data"] = resolve_data_spec(self.data)
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainedModel:
+    """A trained network with the config that made it and its history; inpaints like a baseline."""
+
+    model: keras.Model
+    config: TrainConfig
+    history: list[dict]
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return {"unet": "U-Net"}.get(self.config.model, self.config.model)
+
+    def predict(self, images, masks, batch_size: int = 64) -> np.ndarray:
+        """The network's raw output for images (N, H, W, 3) in [0, 1] and masks (N, H, W, 1)."""
+        images = np.asarray(images, np.float32)
+        masks = np.asarray(masks, np.float32)
+        return self.model.predict([images * (1.0 - masks), masks], batch_size=batch_size, verbose=0)
+
+    def inpaint(self, images, masks, batch_size: int = 64) -> np.ndarray:
+        """Fill the holes: known pixels kept, hole pixels predicted. float32 in [0, 1]."""
+        images = np.asarray(images, np.float32)
+        masks = np.asarray(masks, np.float32)
+        return images * (1.0 - masks) + self.predict(images, masks, batch_size) * masks
+
+
+def pick_strategy() -> tf.distribute.Strategy:
+    """A TPU if one is attached, all GPUs if there are several, else the default (one device)."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError, tf.errors.NotFoundError, tf.errors.UnavailableError):
+        pass
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_model(config: TrainConfig) -> keras.Model:
+    """Build and compile the network ``config`` describes, in the current strategy's scope."""
+    if config.model == "unet":
+        from inpaintlib.unet import build_unet
+
+        _check_options(build_unet, config.model_options)
+        model = build_unet(image_size=config.image_size, **config.model_options)
+        # jit_compile="auto": XLA on GPUs and TPUs; on a CPU it is slower (bench/train.py).
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse", jit_compile="auto")
+        return model
+    raise ConfigError(f"unknown model {config.model!r}: use one of {', '.join(MODEL_KINDS)}")
+
+
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbose="auto") -> TrainedModel:
+    """Train a model and save it, with its config and history, into ``out_dir``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    out_dir : path
+        Receives ``model.keras``, ``config.json``, ``history.json``; holds the
+        checkpoint (``backup/``) while training runs.
+    resume : bool
+        Continue an interrupted run in ``out_dir`` from its last checkpoint.
+    verbose : "auto", 0, 1 or 2
+        Keras's progress display: 1 a progress bar, 2 one line per checkpoint.
+
+    Returns
+    -------
+    TrainedModel
+    """
+    config.validate()
+    out = Path(out_dir)
+    if (out / MODEL_FILE).exists():
+        raise ConfigError(f"{out} already holds a trained model: choose another --out, or delete it to train again")
+    if (out / BACKUP_DIR).exists() and not resume:
+        raise ConfigError(f"{out} holds an interrupted training run: pass --resume to continue it, or choose another --out")
+    if resume and (out / CONFIG_FILE).exists():
+        started = TrainConfig.from_dict(json.loads((out / CONFIG_FILE).read_text()))
+        changed = [k for k, v in config.to_dict().items() if started.to_dict().get(k) != v]
+        if changed:
+            raise ConfigError(
+                f"the run in {out} was started with different {', '.join(changed)}: resume it with the same "
+                f"arguments, or choose another --out"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(out / CONFIG_FILE, config.to_dict())
+
+    keras.utils.set_random_seed(config.seed)
+    images = load_images(config.data, "train", config.image_size, limit=config.limit)
+    validation = load_images(config.data, "validation", config.image_size, limit=config.validation_images)
+    train_data = make_dataset(images, config.mask, config.batch_size, seed=config.seed, hole=config.hole)
+    validation_masks = eval_masks(config.mask, len(validation), config.image_size, hole=config.hole)
+    validation_data = make_dataset(validation, validation_masks, config.batch_size, shuffle=False)
+
+    strategy = pick_strategy()
+    with _mixed_precision_on_gpu(), strategy.scope():
+        model = build_model(config)
+
+    epoch_steps = checkpoint_interval(config.steps, config.checkpoint_every)
+    guard = NaNGuard()
+    history = HistoryWriter(out / HISTORY_FILE, epoch_steps, config.batch_size)
+    # The guard runs first so that a diverged epoch's weights are replaced by the last
+    # good ones before BackupAndRestore saves them.
+    callbacks = [guard, history, keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR), double_checkpoint=True)]
+    model.fit(
+        train_data, epochs=config.steps // epoch_steps, steps_per_epoch=epoch_steps,
+        validation_data=validation_data, callbacks=callbacks, verbose=verbose, shuffle=False,
+    )
+    if guard.diverged_at_step is not None:
+        kept = out / "last-good"
+        kept.mkdir(exist_ok=True)
+        write_json_atomically(kept / CONFIG_FILE, config.to_dict())
+        write_json_atomically(kept / HISTORY_FILE, history.rows)
+        save_model_atomically(model, kept / MODEL_FILE)
+        shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
+        raise TrainingDiverged(
+            f"the loss became NaN or infinite at step {guard.diverged_at_step}; training stopped and kept the "
+            f"weights of step {guard.good_step} in {kept}. Lower the learning rate (now {config.learning_rate})"
+        )
+    save_model_atomically(model, out / MODEL_FILE)
+    return TrainedModel(model, config, history.rows, out)
+
+
+def load_trained(path: str | Path) -> TrainedModel:
+    """Load a model directory written by :func:`train`."""
+    path = Path(path)
+    if not (path / MODEL_FILE).is_file() or not (path / CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"{path} holds no trained model ({MODEL_FILE} and {CONFIG_FILE}): train one with "
+            f"`inpaint train`, or name a baseline"
+        )
+    config = TrainConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
+    history = json.loads((path / HISTORY_FILE).read_text()) if (path / HISTORY_FILE).exists() else []
+    try:
+        model = keras.saving.load_model(path / MODEL_FILE)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot load {path / MODEL_FILE} ({error}): train the model again") from None
+    return TrainedModel(model, config, history, path)
+
+
+def train_or_load(config: TrainConfig, cache_dir: str | Path | None = None, verbose="auto") -> TrainedModel:
+    """The model ``config`` describes: from the cache if it was trained before, else trained now and cached.
+
+    An interrupted training run in the cache is resumed from its last checkpoint.
+    """
+    config.validate()
+    final = cache_root(cache_dir) / "models" / f"{config.model}-{config.cache_key()}"
+    if (final / MODEL_FILE).is_file():
+        return load_trained(final)
+    partial = final.with_name(final.name + ".partial")
+    if not (partial / MODEL_FILE).is_file():
+        train(config, partial, resume=(partial / CONFIG_FILE).exists(), verbose=verbose)
+    # A directory rename is atomic: the cache holds whole models or none.
+    os.replace(partial, final)
+    return load_trained(final)
+
+
+def checkpoint_interval(steps: int, every: int) -> int:
+    """Steps per Keras epoch: the divisor of ``steps`` closest to ``every`` (on a log scale),
+    so that training runs exactly ``steps`` steps."""
+    divisors = [d for d in range(1, math.isqrt(steps) + 1) if steps % d == 0]
+    divisors += [steps // d for d in divisors]
+    return min(divisors, key=lambda d: (abs(math.log(d / every)), -d))
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stop at the first non-finite loss and put back the weights of the last good checkpoint."""
+
+    def __init__(self):
+        super().__init__()
+        self.diverged_at_step = None
+        self.good_step = 0
+        self._good_weights = None
+        self._step = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._good_weights is None:
+            self._good_weights = self.model.get_weights()
+            self._step = epoch * self.params["steps"]
+            self.good_step = self._step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if any(not math.isfinite(float(v)) for v in (logs or {}).values()):
+            self.diverged_at_step = self._step
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged_at_step is not None:
+            self.model.set_weights(self._good_weights)
+        else:
+            self._good_weights = self.model.get_weights()
+            self.good_step = self._step
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Write one row per checkpoint interval to a JSON file, atomically, resuming cleanly.
+
+    On resume, fit starts at the epoch after the last checkpoint: rows past it
+    (written after that checkpoint, before the kill) are dropped, so the history
+    has no gap and no repeat.
+    """
+
+    def __init__(self, path: Path, epoch_steps: int, batch_size: int):
+        super().__init__()
+        self.path, self.epoch_steps, self.batch_size = path, epoch_steps, batch_size
+        self.rows = json.loads(path.read_text()) if path.exists() else []
+        self._started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rows = [row for row in self.rows if row["epoch"] <= epoch]
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._started
+        row = {"epoch": epoch + 1, "step": (epoch + 1) * self.epoch_steps, "seconds": round(seconds, 3),
+               "images_per_second": round(self.epoch_steps * self.batch_size / seconds, 1)}
+        row.update({k: (float(v) if math.isfinite(float(v)) else None) for k, v in (logs or {}).items()})
+        self.rows.append(row)
+        write_json_atomically(self.path, self.rows)
+
+
+def write_json_atomically(path: Path, value) -> None:
+    """Write JSON so that ``path`` holds the old content or the new, never a part."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
+        json.dump(value, f, indent=1)
+    os.replace(f.name, path)
+
+
+def save_model_atomically(model: keras.Model, path: Path) -> None:
+    temporary = path.with_name(f".{path.stem}-{os.getpid()}.keras")
+    model.save(temporary)
+    os.replace(temporary, path)
+
+
+def _check_options(builder, options: dict) -> None:
+    valid = [p for p in inspect.signature(builder).parameters if p != "image_size"]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown model option(s) {', '.join(unknown)}: use {', '.join(valid)}")
+
+
+@contextlib.contextmanager
+def _mixed_precision_on_gpu():
+    """Build under mixed_float16 on a GPU (faster, half the memory), float32 elsewhere."""
+    previous = keras.mixed_precision.global_policy()
+    if tf.config.list_physical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

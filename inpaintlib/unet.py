@@ -1,0 +1,73 @@
+"""The U-Net inpainter (Ronneberger et al., 2015), as in the original recipe.
+
+Down: two 3x3 same-padded ReLU convolutions, then 2x2 max pooling, ``depth``
+times, doubling the filters each time. Bottom: one more convolution block.
+Up: 2x upsampling, concatenation with the encoder's maps of the same size, two
+convolutions. Out: a 1x1 convolution with 3 filters and a sigmoid. Trained
+with Adam on the mean squared error.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from inpaintlib.errors import ConfigError
+
+
+def build_unet(image_size: int = 64, base_filters: int = 32, depth: int = 3, mask_channel: bool = True) -> keras.Model:
+    """Build (uncompiled) a U-Net that maps a masked image and its mask to a full image.
+
+    Parameters
+    ----------
+    image_size : int
+        Side of the square input; must be divisible by ``2 ** depth``.
+    base_filters : int
+        Filters of the first level; each level down doubles them.
+    depth : int
+        Number of poolings (levels below the input resolution).
+    mask_channel : bool
+        Give the network the mask as a 4th input channel. False reproduces the
+        original recipe exactly: the network sees only the image with a blank hole
+        and must find the hole itself.
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``(masked_image, mask)``, float32 (B, S, S, 3) and (B, S, S, 1);
+        output (B, S, S, 3) in [0, 1], the full predicted image (not yet composited).
+
+    Examples
+    --------
+    >>> model = build_unet(image_size=32, base_filters=8, depth=2)
+    >>> model.output_shape
+    (None, 32, 32, 3)
+    """
+    if depth < 1 or base_filters < 1:
+        raise ConfigError(f"depth and base_filters must be at least 1, not {depth} and {base_filters}")
+    if image_size % 2**depth:
+        raise ConfigError(f"image_size {image_size} must be divisible by 2**depth = {2**depth}: lower the depth")
+
+    masked_image = keras.Input((image_size, image_size, 3), name="masked_image")
+    mask = keras.Input((image_size, image_size, 1), name="mask")
+    x = layers.Concatenate(name="image_and_mask")([masked_image, mask]) if mask_channel else masked_image
+
+    skips = []
+    for level in range(depth):
+        x = _conv_block(x, base_filters * 2**level, f"down{level}")
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
+    x = _conv_block(x, base_filters * 2**depth, "bottom")
+    for level in reversed(range(depth)):
+        x = layers.UpSampling2D(2, name=f"up{level}_upsample")(x)
+        x = layers.Concatenate(name=f"up{level}_skip")([x, skips[level]])
+        x = _conv_block(x, base_filters * 2**level, f"up{level}")
+    # float32 output even under mixed precision, so the loss and the images stay exact.
+    output = layers.Conv2D(3, 1, activation="sigmoid", dtype="float32", name="image")(x)
+    return keras.Model([masked_image, mask], output, name="unet")
+
+
+def _conv_block(x, filters: int, name: str):
+    for i in range(2):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv{i}")(x)
+    return x

@@ -1,0 +1,176 @@
+"""Training: exact step counts, checkpoints and resume after SIGKILL, the NaN guard, the model cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from inpaintlib import training
+from inpaintlib.errors import ConfigError
+from inpaintlib.training import (
+    TrainConfig,
+    TrainingDiverged,
+    checkpoint_interval,
+    load_trained,
+    train,
+    train_or_load,
+)
+
+TINY = dict(data="synthetic", image_size=16, batch_size=4, limit=32, validation_images=8,
+            model_options={"base_filters": 4, "depth": 1})
+
+
+def test_checkpoint_interval_divides_the_steps():
+    assert checkpoint_interval(4000, 100) == 100
+    assert checkpoint_interval(1234, 100) == 617
+    assert checkpoint_interval(7, 100) == 7
+    assert checkpoint_interval(90, 100) == 90
+    for steps in (1, 13, 60, 999, 1000):
+        assert steps % checkpoint_interval(steps, 50) == 0
+
+
+def test_train_saves_model_config_and_history(tmp_path):
+    config = TrainConfig(steps=12, checkpoint_every=4, **TINY)
+    trained = train(config, tmp_path / "run", verbose=0)
+    assert [row["step"] for row in trained.history] == [4, 8, 12]
+    assert all(np.isfinite(row["loss"]) and np.isfinite(row["val_loss"]) for row in trained.history)
+    assert not (tmp_path / "run" / "backup").exists(), "the checkpoint goes once training is done"
+    loaded = load_trained(tmp_path / "run")
+    assert loaded.config == config and loaded.history == trained.history
+    images = np.random.default_rng(0).random((3, 16, 16, 3)).astype(np.float32)
+    masks = np.zeros((3, 16, 16, 1), np.float32)
+    masks[:, 4:12, 4:12] = 1
+    np.testing.assert_allclose(loaded.predict(images, masks), trained.predict(images, masks), atol=1e-6)
+    filled = loaded.inpaint(images, masks)
+    np.testing.assert_array_equal(filled[masks[..., 0] == 0], images[masks[..., 0] == 0])
+
+
+def test_out_dir_is_never_overwritten(tmp_path):
+    config = TrainConfig(steps=2, checkpoint_every=2, **TINY)
+    train(config, tmp_path / "run", verbose=0)
+    with pytest.raises(ConfigError, match="already holds a trained model"):
+        train(config, tmp_path / "run", verbose=0)
+    (tmp_path / "other" / "backup").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="holds an interrupted training run: pass --resume"):
+        train(config, tmp_path / "other", verbose=0)
+
+
+def test_bad_configs_name_the_field():
+    with pytest.raises(ConfigError, match="steps must be a positive integer, not 0"):
+        TrainConfig(steps=0).validate()
+    with pytest.raises(ConfigError, match="batch-size must be a positive integer, not -2"):
+        TrainConfig(batch_size=-2).validate()
+    with pytest.raises(ConfigError, match="unknown model 'gan'"):
+        TrainConfig(model="gan").validate()
+    with pytest.raises(ConfigError, match="unknown model option.*widht: use base_filters, depth, mask_channel"):
+        training.build_model(TrainConfig(model_options={"widht": 3}))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path, monkeypatch):
+    make_dataset = training.make_dataset
+
+    def data_that_turns_nan_at_step_10(images, mask, *args, shuffle=True, **kwargs):
+        dataset = make_dataset(images, mask, *args, shuffle=shuffle, **kwargs)
+        if not shuffle:
+            return dataset  # the validation data stays clean
+        poison = lambda i, batch: (batch[0], batch[1] + training.tf.where(i >= 9, float("nan"), 0.0))  # noqa: E731
+        return dataset.enumerate().map(poison)
+
+    monkeypatch.setattr(training, "make_dataset", data_that_turns_nan_at_step_10)
+    config = TrainConfig(steps=40, checkpoint_every=4, **TINY)
+    with pytest.raises(TrainingDiverged, match="NaN or infinite at step .*Lower the learning rate") as caught:
+        train(config, tmp_path / "run", verbose=0)
+    assert "at step 10" in str(caught.value) and "weights of step 8" in str(caught.value)
+    kept = load_trained(tmp_path / "run" / "last-good")
+    assert all(np.isfinite(w).all() for w in kept.model.get_weights())
+    assert not (tmp_path / "run" / "model.keras").exists(), "a diverged run is not a finished model"
+
+
+def run_cli(out, *extra):
+    command = [sys.executable, "-m", "inpaintlib.cli", "train", "unet", "--data", "synthetic", "--image-size", "32",
+               "--steps", "300", "--batch-size", "8", "--checkpoint-every", "20", "--limit", "64",
+               "--base-filters", "8", "--depth", "2", "--out", str(out), *extra]
+    return command
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_ends_at_the_same_step_with_a_continuous_history(tmp_path):
+    out = tmp_path / "killed"
+    process = subprocess.Popen(run_cli(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = out / "history.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if history.exists() and len(json.loads(history.read_text())) >= 3:
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run must be killed mid-way"
+    rows_before = json.loads(history.read_text())
+    assert not (out / "model.keras").exists() and (out / "backup").exists()
+
+    again = subprocess.run(run_cli(out), capture_output=True, text=True)
+    assert again.returncode == 2 and "pass --resume" in again.stderr
+
+    resumed = subprocess.run(run_cli(out, "--resume"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    rows = json.loads(history.read_text())
+    assert [row["step"] for row in rows] == list(range(20, 301, 20)), "no gap, no repeat, same final step"
+    # The curve continues: the first epoch after the resume is far below a fresh start.
+    first_resumed = rows[len(rows_before)] if len(rows_before) < len(rows) else rows[-1]
+    assert first_resumed["loss"] < rows[0]["loss"]
+    assert (out / "model.keras").exists() and not (out / "backup").exists()
+
+
+def test_train_or_load_trains_once_per_config(tmp_path, monkeypatch):
+    config = TrainConfig(steps=4, checkpoint_every=2, **TINY)
+    first = train_or_load(config, cache_dir=tmp_path, verbose=0)
+    assert first.path.parent == tmp_path / "models" and first.path.name.startswith("unet-")
+
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained again a cached config"))
+    again = train_or_load(TrainConfig(steps=4, checkpoint_every=1, **TINY), cache_dir=tmp_path)
+    assert again.path == first.path, "the checkpoint interval does not change the model"
+    for a, b in zip(first.model.get_weights(), again.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(pytest.fail.Exception):
+        train_or_load(TrainConfig(steps=4, checkpoint_every=2, seed=1, **TINY), cache_dir=tmp_path)
+
+
+def test_train_or_load_resumes_an_interrupted_cache_entry(tmp_path, monkeypatch):
+    config = TrainConfig(steps=6, checkpoint_every=2, **TINY)
+    real_fit = training.keras.Model.fit
+
+    def fit_then_die(self, *args, callbacks=(), **kwargs):
+        class Die(training.keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 1:
+                    raise KeyboardInterrupt
+
+        return real_fit(self, *args, callbacks=[*callbacks, Die()], **kwargs)
+
+    monkeypatch.setattr(training.keras.Model, "fit", fit_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_or_load(config, cache_dir=tmp_path, verbose=0)
+    (partial,) = (tmp_path / "models").glob("*.partial")
+    assert [row["step"] for row in json.loads((partial / "history.json").read_text())] == [2, 4]
+
+    monkeypatch.setattr(training.keras.Model, "fit", real_fit)
+    trained = train_or_load(config, cache_dir=tmp_path, verbose=0)
+    assert [row["step"] for row in trained.history] == [2, 4, 6]
+    assert not partial.exists()
+
+
+def test_auto_data_is_resolved_in_the_cache_key(monkeypatch, tmp_path):
+    monkeypatch.setenv("CELEBA_DIR", str(tmp_path))
+    with_celeba = TrainConfig(data="auto").cache_key()
+    assert with_celeba == TrainConfig(data=f"celeba:{tmp_path}").cache_key()
+    monkeypatch.delenv("CELEBA_DIR")
+    with pytest.warns(UserWarning, match="synthetic"):
+        assert TrainConfig(data="auto").cache_key() == TrainConfig(data="synthetic").cache_key()

@@ -1,0 +1,55 @@
+"""The U-Net: the original recipe's layers, the mask channel option, shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inpaintlib.errors import ConfigError
+from inpaintlib.unet import build_unet
+
+
+def layer_types(model):
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def test_original_recipe_layers():
+    model = build_unet(image_size=32, base_filters=8, depth=3)
+    types = layer_types(model)
+    assert types.count("MaxPooling2D") == 3 and types.count("UpSampling2D") == 3
+    assert types.count("Conv2D") == 2 * 3 + 2 + 2 * 3 + 1, "two convolutions per level, the bottom block, the output"
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert all(c.kernel_size == (3, 3) and c.padding == "same" and c.activation.__name__ == "relu" for c in convs[:-1])
+    out = convs[-1]
+    assert out.filters == 3 and out.activation.__name__ == "sigmoid"
+    assert [c.filters for c in convs[:8]] == [8, 8, 16, 16, 32, 32, 64, 64], "filters double at each level"
+    skip_sizes = [layer.output.shape[1] for layer in model.layers if layer.name.endswith("_skip")]
+    assert skip_sizes == [8, 16, 32], "the decoder concatenates the encoder's maps of the same size"
+
+
+def test_output_is_an_image_in_unit_range():
+    model = build_unet(image_size=32, base_filters=4, depth=2)
+    images = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    masks = np.zeros((2, 32, 32, 1), np.float32)
+    output = model.predict([images, masks], verbose=0)
+    assert output.shape == (2, 32, 32, 3) and output.dtype == np.float32
+    assert 0 <= output.min() and output.max() <= 1
+
+
+def test_mask_channel_off_ignores_the_mask():
+    """Without the mask channel the network sees only the blanked image (the original recipe)."""
+    with_mask = build_unet(image_size=16, base_filters=4, depth=1, mask_channel=True)
+    without = build_unet(image_size=16, base_filters=4, depth=1, mask_channel=False)
+    assert with_mask.get_layer("down0_conv0").kernel.shape[2] == 4
+    assert without.get_layer("down0_conv0").kernel.shape[2] == 3
+    images = np.full((1, 16, 16, 3), 0.3, np.float32)
+    a = without.predict([images, np.zeros((1, 16, 16, 1), np.float32)], verbose=0)
+    b = without.predict([images, np.ones((1, 16, 16, 1), np.float32)], verbose=0)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_shapes_are_config_errors():
+    with pytest.raises(ConfigError, match="must be divisible by 2\\*\\*depth = 16: lower the depth"):
+        build_unet(image_size=40, depth=4)
+    with pytest.raises(ConfigError, match="at least 1"):
+        build_unet(depth=0)
