@@ -1,0 +1,555 @@
+"""Metrics: how good a fill is, scored the same way for every method.
+
+Each metric is computed per image, on float images in [0, 1], and
+:func:`evaluate` averages it over images:
+
+- ``psnr`` and ``ssim`` of the whole composited image (known pixels from the
+  real image, hole pixels from the fill);
+- ``psnr_hole`` and ``l1_hole``: the error inside the hole only, where the
+  method did all the work;
+- ``sharpness``: mean gradient magnitude inside the hole, over the same in the
+  real image; 1.0 is as sharp as real, a blurry fill is well below;
+- ``diversity``: mean pairwise L1 between several fills of one masked image;
+  0 for a deterministic method.
+
+The last two show what PSNR hides: a blurry average of every plausible face
+scores well on PSNR, and is neither sharp nor diverse.
+
+Images are (N, H, W, 3), uint8 or float in [0, 1]; masks are (N, H, W, 1)
+with 1 for a missing pixel and 0 for a known one.
+"""
+
+from __future__ import annotations
+
+import time
+from itertools import combinations
+
+import numpy as np
+
+from inpaintlib.errors import DataError
+
+#: The PSNR of an exact match, which would be infinite: a finite cap keeps
+#: averages and JSON files usable. No real fill comes near it.
+PSNR_CAP = 100.0
+#: Luma weights of the grayscale image sharpness is measured on (ITU-R BT.709,
+#: as :func:`skimage.color.rgb2gray` uses).
+LUMA = (0.2125, 0.7154, 0.0721)
+#: Gradient magnitudes below this (a quarter of one uint8 grey level per pixel)
+#: count as flat, so that sharpness never divides by zero.
+FLAT_GRADIENT = 1e-3
+#: Keys of the dict :func:`evaluate` returns, in order.
+RESULT_KEYS = ("method", "n", "psnr", "psnr_hole", "ssim", "l1_hole", "sharpness", "diversity", "seconds_per_image")
+# Float images may overshoot [0, 1] by float rounding (a sigmoid in float32);
+# anything further out is a wrong scale, such as [-1, 1] or 0..255.
+_RANGE_TOLERANCE = 1e-4
+# SSIM as scikit-image computes it, with the 7x7 window of the design.
+_SSIM_WINDOW = 7
+
+
+# --- checking inputs -------------------------------------------------------
+
+
+def check_images(images, name: str = "images") -> np.ndarray:
+    """Return ``images`` as float64 in [0, 1], or raise :class:`DataError`.
+
+    Parameters
+    ----------
+    images : array_like
+        (N, H, W, 3) RGB images, uint8 (0..255) or float (0..1).
+    name : str
+        What the error message calls them.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (N, H, W, 3) in [0, 1]; uint8 input is divided by 255 and
+        float input within rounding of [0, 1] is clipped into it.
+
+    Examples
+    --------
+    >>> float(check_images(np.full((1, 2, 2, 3), 255, np.uint8)).max())
+    1.0
+    """
+    array = np.asarray(images)
+    if array.ndim != 4 or array.shape[-1] != 3 or 0 in array.shape:
+        raise DataError(f"{name} must be a non-empty array of RGB images (N, H, W, 3), not shape {array.shape}")
+    if array.dtype == np.uint8:
+        return array.astype(np.float64) / 255.0
+    if not np.issubdtype(array.dtype, np.floating):
+        raise DataError(f"{name} must be uint8 (0..255) or float (0..1), not {array.dtype}")
+    if not np.isfinite(array).all():
+        raise DataError(f"{name} hold NaN or infinite values: give finite floats in [0, 1]")
+    low, high = float(array.min()), float(array.max())
+    if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
+        raise DataError(
+            f"{name} must lie in [0, 1] but span [{low:.4g}, {high:.4g}]: divide 0..255 values "
+            f"by 255, map [-1, 1] values with (x + 1) / 2"
+        )
+    return np.clip(array.astype(np.float64), 0.0, 1.0)
+
+
+def check_masks(masks, shape, name: str = "masks") -> np.ndarray:
+    """Return ``masks`` as float64 (N, H, W, 1) of 0 and 1, or raise :class:`DataError`.
+
+    Parameters
+    ----------
+    masks : array_like
+        (N, H, W, 1) or (N, H, W), bool or numbers; 1 (True) marks a missing pixel.
+    shape : tuple
+        Shape of the images the masks belong to, (N, H, W, 3).
+    name : str
+        What the error message calls them.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (N, H, W, 1) holding only 0.0 and 1.0.
+
+    Examples
+    --------
+    >>> check_masks(np.ones((2, 4, 4), bool), (2, 4, 4, 3)).shape
+    (2, 4, 4, 1)
+    """
+    array = np.asarray(masks)
+    if array.ndim == 3:
+        array = array[..., None]
+    expected = tuple(shape[:3]) + (1,)
+    if array.shape != expected:
+        raise DataError(f"{name} must have shape {expected} to match the images (1 = missing pixel), not {np.shape(masks)}")
+    if not (array.dtype == bool or np.issubdtype(array.dtype, np.number)):
+        raise DataError(f"{name} must be numbers or booleans (1 = missing pixel), not {array.dtype}")
+    array = array.astype(np.float64)
+    if not ((array == 0) | (array == 1)).all():
+        raise DataError(
+            f"{name} must hold only 0 (known pixel) and 1 (missing pixel), but hold values in "
+            f"[{np.nanmin(array):.4g}, {np.nanmax(array):.4g}]: threshold them, or divide a 0/255 mask by 255"
+        )
+    return array
+
+
+def _check_pair(outputs, targets, names=("outputs", "targets")) -> tuple[np.ndarray, np.ndarray]:
+    outputs, targets = check_images(outputs, names[0]), check_images(targets, names[1])
+    if outputs.shape != targets.shape:
+        raise DataError(f"{names[0]} and {names[1]} must have the same shape, not {outputs.shape} and {targets.shape}")
+    return outputs, targets
+
+
+def _check_holes(masks: np.ndarray) -> np.ndarray:
+    """Number of missing pixels of each mask; a hole metric needs at least one."""
+    sizes = masks.sum(axis=(1, 2, 3))
+    empty = np.flatnonzero(sizes == 0)
+    if len(empty):
+        raise DataError(
+            f"{len(empty)} masks hide no pixel (the first is number {empty[0]}), so a hole "
+            f"metric is undefined there: give every image a mask with at least one 1"
+        )
+    return sizes
+
+
+# --- per-image metrics -----------------------------------------------------
+
+
+def composite(predictions, images, masks) -> np.ndarray:
+    """Known pixels from ``images``, hole pixels from ``predictions``.
+
+    What a method is scored on: outside the hole the real pixels are known, so
+    nothing a method writes there counts.
+
+    Parameters
+    ----------
+    predictions, images : array_like
+        (N, H, W, 3), uint8 or float in [0, 1].
+    masks : array_like
+        (N, H, W, 1); 1 marks a missing pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (N, H, W, 3) in [0, 1].
+
+    Examples
+    --------
+    >>> images, fills = np.zeros((1, 2, 2, 3)), np.ones((1, 2, 2, 3))
+    >>> masks = np.array([[[1], [0]], [[0], [0]]], np.float32)[None]
+    >>> composite(fills, images, masks)[0, :, :, 0]
+    array([[1., 0.],
+           [0., 0.]], dtype=float32)
+    """
+    predictions, images = _check_pair(predictions, images, ("predictions", "images"))
+    masks = check_masks(masks, images.shape)
+    return _composite(predictions, images, masks).astype(np.float32)
+
+
+def psnr(outputs, targets) -> np.ndarray:
+    """Peak signal-to-noise ratio of each whole image, in dB, with data range 1.
+
+    ``10 log10(1 / MSE)``; an exact match, whose PSNR is infinite, scores
+    :data:`PSNR_CAP` (100 dB).
+
+    Parameters
+    ----------
+    outputs, targets : array_like
+        (N, H, W, 3), uint8 or float in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (N,).
+
+    Examples
+    --------
+    >>> targets = np.zeros((2, 4, 4, 3))
+    >>> psnr(targets + 0.1, targets).round(6)
+    array([20., 20.])
+    >>> psnr(targets, targets)
+    array([100., 100.])
+    """
+    return _psnr(*_check_pair(outputs, targets))
+
+
+def psnr_hole(outputs, targets, masks) -> np.ndarray:
+    """PSNR of the hole pixels only (all three channels), in dB, with data range 1.
+
+    Parameters
+    ----------
+    outputs, targets : array_like
+        (N, H, W, 3), uint8 or float in [0, 1].
+    masks : array_like
+        (N, H, W, 1); 1 marks a missing pixel. Every mask must hide at least one pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (N,), capped at :data:`PSNR_CAP` like :func:`psnr`.
+
+    Examples
+    --------
+    >>> targets, masks = np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 1))
+    >>> masks[:, :2] = 1
+    >>> outputs = targets.copy()
+    >>> outputs[:, :2] = 0.1  # the hole is off by 0.1
+    >>> outputs[:, 2:] = 0.9  # outside the hole does not count
+    >>> psnr_hole(outputs, targets, masks).round(6)
+    array([20.])
+    """
+    outputs, targets = _check_pair(outputs, targets)
+    masks = check_masks(masks, targets.shape)
+    return _psnr_hole(outputs, targets, masks, _check_holes(masks))
+
+
+def ssim(outputs, targets) -> np.ndarray:
+    """Structural similarity of each whole image, as scikit-image computes it.
+
+    :func:`skimage.metrics.structural_similarity` with a 7x7 uniform window,
+    over the colour channels (averaged), with data range 1.
+
+    Parameters
+    ----------
+    outputs, targets : array_like
+        (N, H, W, 3), uint8 or float in [0, 1]; H and W at least 7.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (N,); 1.0 for identical images.
+
+    Examples
+    --------
+    >>> images = np.random.default_rng(0).random((2, 16, 16, 3))
+    >>> ssim(images, images)
+    array([1., 1.])
+    """
+    outputs, targets = _check_pair(outputs, targets)
+    if min(targets.shape[1:3]) < _SSIM_WINDOW:
+        raise DataError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels, not {targets.shape[2]}x{targets.shape[1]}")
+    return _ssim(outputs, targets)
+
+
+def l1_hole(outputs, targets, masks) -> np.ndarray:
+    """Mean absolute error over the hole pixels (all three channels).
+
+    Parameters
+    ----------
+    outputs, targets : array_like
+        (N, H, W, 3), uint8 or float in [0, 1].
+    masks : array_like
+        (N, H, W, 1); 1 marks a missing pixel. Every mask must hide at least one pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (N,) in [0, 1].
+
+    Examples
+    --------
+    >>> targets, masks = np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 1))
+    >>> masks[:, :2] = 1
+    >>> outputs = np.where(masks == 1, 0.25, 1.0).repeat(3, axis=-1)  # 0.25 off inside, 1.0 outside
+    >>> l1_hole(outputs, targets, masks)
+    array([0.25])
+    """
+    outputs, targets = _check_pair(outputs, targets)
+    masks = check_masks(masks, targets.shape)
+    return _l1_hole(outputs, targets, masks, _check_holes(masks))
+
+
+def sharpness(outputs, targets, masks) -> np.ndarray:
+    """How sharp the fill is: mean gradient magnitude in the hole, over the real one's.
+
+    The gradient is taken of the grayscale image (weights :data:`LUMA`) by
+    central differences, ``(I[x+1] - I[x-1]) / 2`` along each axis (one-sided
+    at the image border), and its magnitude averaged over the hole pixels. The
+    hole's outermost pixels see their known neighbours, so a seam between the
+    fill and its surroundings counts as an edge, as the eye sees it. The
+    outputs are composited onto ``targets`` first, so those neighbours are the
+    real pixels whatever the method wrote outside the hole.
+
+    Both means are floored at :data:`FLAT_GRADIENT` before dividing: a real
+    hole that is flat cannot make the ratio infinite, a flat fill of a flat
+    hole scores 1.0, and an image against itself always scores exactly 1.0.
+
+    Parameters
+    ----------
+    outputs : array_like
+        (N, H, W, 3) filled images, uint8 or float in [0, 1].
+    targets : array_like
+        (N, H, W, 3) real images.
+    masks : array_like
+        (N, H, W, 1); 1 marks a missing pixel. Every mask must hide at least one pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (N,): 1.0 is as sharp as real, a blurry fill is well below,
+        a flat fill close to 0; above 1 is sharper (or noisier) than real.
+
+    Examples
+    --------
+    >>> targets = np.random.default_rng(0).random((1, 16, 16, 3))
+    >>> masks = np.zeros((1, 16, 16, 1))
+    >>> masks[:, 4:12, 4:12] = 1
+    >>> sharpness(targets, targets, masks)
+    array([1.])
+    """
+    outputs, targets = _check_pair(outputs, targets)
+    masks = check_masks(masks, targets.shape)
+    return _sharpness(outputs, targets, masks, _check_holes(masks))
+
+
+def diversity(samples, masks) -> np.ndarray:
+    """Mean pairwise L1 distance between several fills of each masked image, over its hole.
+
+    Parameters
+    ----------
+    samples : array_like
+        (K, N, H, W, 3), K >= 2 fills of each of N masked images, uint8 or
+        float in [0, 1].
+    masks : array_like
+        (N, H, W, 1); 1 marks a missing pixel. Every mask must hide at least one pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (N,): for each image the mean over the K (K - 1) / 2 pairs of
+        fills of their mean absolute difference over the hole pixels (all
+        channels); 0 when every fill is the same.
+
+    Examples
+    --------
+    >>> masks = np.ones((1, 2, 2, 1))
+    >>> samples = np.stack([np.full((1, 2, 2, 3), v) for v in (0.0, 0.2, 0.6)])
+    >>> diversity(samples, masks).round(6)  # pairs differ by 0.2, 0.6 and 0.4
+    array([0.4])
+    """
+    samples = _check_samples(samples)
+    masks = check_masks(masks, samples.shape[1:])
+    return _diversity(samples, masks, _check_holes(masks))
+
+
+def _check_samples(samples, name: str = "samples") -> np.ndarray:
+    array = np.asarray(samples)
+    if array.ndim != 5 or array.shape[0] < 2:
+        raise DataError(f"{name} must be an array (K, N, H, W, 3) of K >= 2 fills of each image, not shape {array.shape}")
+    return check_images(array.reshape((-1,) + array.shape[2:]), name).reshape(array.shape)
+
+
+# The private versions take checked float64 arrays, so that evaluate checks once.
+
+
+def _composite(predictions: np.ndarray, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    return masks * predictions + (1.0 - masks) * images
+
+
+def _psnr_from_mse(mse: np.ndarray) -> np.ndarray:
+    # An MSE below 10**(-PSNR_CAP / 10) would exceed the cap; flooring it also avoids log(0).
+    return 10.0 * np.log10(1.0 / np.maximum(mse, 10.0 ** (-PSNR_CAP / 10.0)))
+
+
+def _psnr(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    return _psnr_from_mse(np.mean(np.square(outputs - targets), axis=(1, 2, 3)))
+
+
+def _hole_mean(values: np.ndarray, masks: np.ndarray, hole_sizes: np.ndarray) -> np.ndarray:
+    """Mean of (N, H, W, C) ``values`` over each image's hole pixels and channels."""
+    return (values * masks).sum(axis=(1, 2, 3)) / (hole_sizes * values.shape[-1])
+
+
+def _psnr_hole(outputs, targets, masks, hole_sizes) -> np.ndarray:
+    return _psnr_from_mse(_hole_mean(np.square(outputs - targets), masks, hole_sizes))
+
+
+def _l1_hole(outputs, targets, masks, hole_sizes) -> np.ndarray:
+    return _hole_mean(np.abs(outputs - targets), masks, hole_sizes)
+
+
+def _ssim(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    from skimage.metrics import structural_similarity
+
+    return np.array(
+        [
+            structural_similarity(output, target, win_size=_SSIM_WINDOW, channel_axis=-1, data_range=1.0)
+            for output, target in zip(outputs, targets)
+        ],
+        np.float64,
+    )
+
+
+def _gradient_magnitude(images: np.ndarray) -> np.ndarray:
+    """(N, H, W, 1) gradient magnitude of the grayscale images, by central differences."""
+    gray = images @ np.asarray(LUMA)
+    rows, cols = np.gradient(gray, axis=(1, 2))
+    return np.hypot(rows, cols)[..., None]
+
+
+def _sharpness(outputs, targets, masks, hole_sizes) -> np.ndarray:
+    # Composited, so that the seam is measured against the real surroundings and
+    # nothing a method wrote outside the hole counts.
+    fill = _hole_mean(_gradient_magnitude(_composite(outputs, targets, masks)), masks, hole_sizes)
+    real = _hole_mean(_gradient_magnitude(targets), masks, hole_sizes)
+    return np.maximum(fill, FLAT_GRADIENT) / np.maximum(real, FLAT_GRADIENT)
+
+
+def _diversity(samples, masks, hole_sizes) -> np.ndarray:
+    pairs = combinations(range(len(samples)), 2)
+    return np.mean([_hole_mean(np.abs(samples[i] - samples[j]), masks, hole_sizes) for i, j in pairs], axis=0)
+
+
+# --- evaluating a method ---------------------------------------------------
+
+
+def evaluate(method, images, masks, batch_size: int = 64, diversity_samples: int = 4, diversity_images: int = 16) -> dict:
+    """Score an inpainting method on fixed images and masks.
+
+    The method sees each image with its hole set to 0 (as the models do in
+    training), so the missing pixels cannot leak into its fill. Its output is
+    composited onto the real image before scoring, so nothing it writes
+    outside the hole counts.
+
+    Parameters
+    ----------
+    method : object
+        Anything with a ``name`` (str) and an ``inpaint(images, masks)``
+        method that takes float32 (B, H, W, 3) images in [0, 1] and float32
+        (B, H, W, 1) masks and returns the filled (B, H, W, 3) images, uint8
+        or float in [0, 1]. A method that can draw several fills of one
+        image may also have ``sample(images, masks, k)`` returning
+        (k, B, H, W, 3).
+    images : array_like
+        (N, H, W, 3) real images, uint8 or float in [0, 1]; H and W at least 7.
+    masks : array_like
+        (N, H, W, 1); 1 marks a missing pixel. Every mask must hide at least one pixel.
+    batch_size : int
+        Images per ``inpaint`` call.
+    diversity_samples : int
+        Fills drawn per image by ``sample`` for the diversity (at least 2).
+    diversity_images : int
+        Diversity is measured on the first this many images (or all, if fewer).
+        With ``sample`` it is the diversity of ``diversity_samples`` fills;
+        without, of two ``inpaint`` calls on the same input, so a
+        deterministic method measures 0.0 rather than being assumed to.
+
+    Returns
+    -------
+    dict
+        Plain Python values (JSON-serialisable), keys :data:`RESULT_KEYS`:
+        ``method`` (its name), ``n`` (images scored), the per-image means of
+        ``psnr``, ``psnr_hole`` (dB), ``ssim``, ``l1_hole``, ``sharpness``
+        (see :func:`sharpness`) and ``diversity`` (see :func:`diversity`),
+        and ``seconds_per_image``: wall time of the ``inpaint`` calls over all
+        N images, divided by N. It includes any one-off start-up of the method
+        (such as graph tracing): call it once beforehand to leave that out.
+
+    Examples
+    --------
+    >>> class Grey:
+    ...     name = "grey"
+    ...     def inpaint(self, images, masks):
+    ...         return np.full_like(images, 0.5)
+    >>> images = np.random.default_rng(0).random((4, 16, 16, 3))
+    >>> masks = np.zeros((4, 16, 16, 1))
+    >>> masks[:, 4:12, 4:12] = 1
+    >>> result = evaluate(Grey(), images, masks)
+    >>> result["n"], result["diversity"]
+    (4, 0.0)
+    """
+    name = getattr(method, "name", None)
+    if not isinstance(name, str) or not callable(getattr(method, "inpaint", None)):
+        raise TypeError(f"method must have a name (str) and an inpaint(images, masks) method, not {method!r}")
+    images = check_images(images)
+    masks = check_masks(masks, images.shape)
+    hole_sizes = _check_holes(masks)
+    if min(images.shape[1:3]) < _SSIM_WINDOW:
+        raise DataError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels, not {images.shape[2]}x{images.shape[1]}")
+    for label, value, least in (("batch_size", batch_size, 1), ("diversity_samples", diversity_samples, 2), ("diversity_images", diversity_images, 1)):
+        if not isinstance(value, (int, np.integer)) or value < least:
+            raise DataError(f"{label} must be an integer of at least {least}, not {value!r}")
+
+    # What a method gets: the real pixels around a hole of zeros, in float32.
+    masked = (images * (1.0 - masks)).astype(np.float32)
+    hole_masks = masks.astype(np.float32)
+    n = len(images)
+    batches = []
+    start = time.perf_counter()
+    for i in range(0, n, batch_size):
+        batches.append(np.asarray(method.inpaint(masked[i:i + batch_size], hole_masks[i:i + batch_size])))
+    seconds = time.perf_counter() - start
+    label = f"the output of {name!r}.inpaint"
+    for i, batch in enumerate(batches):
+        _check_shape(batch, images[i * batch_size:(i + 1) * batch_size].shape, label)
+    fills = _check_output(np.concatenate(batches), images.shape, label)
+    outputs = _composite(fills, images, masks)
+
+    m = min(diversity_images, n)
+    if callable(getattr(method, "sample", None)):
+        samples = np.asarray(method.sample(masked[:m], hole_masks[:m], diversity_samples))
+        expected = (diversity_samples,) + images[:m].shape
+        if samples.shape != expected:
+            raise DataError(f"{name!r}.sample must return {diversity_samples} fills of each image, shape {expected}, not {samples.shape}")
+        samples = _check_samples(samples, f"the output of {name!r}.sample")
+    else:
+        again = _check_output(method.inpaint(masked[:m], hole_masks[:m]), images[:m].shape, f"the output of {name!r}.inpaint")
+        samples = np.stack([fills[:m], again])
+
+    result = {
+        "method": name,
+        "n": int(n),
+        "psnr": _psnr(outputs, images),
+        "psnr_hole": _psnr_hole(outputs, images, masks, hole_sizes),
+        "ssim": _ssim(outputs, images),
+        "l1_hole": _l1_hole(outputs, images, masks, hole_sizes),
+        "sharpness": _sharpness(outputs, images, masks, hole_sizes),
+        "diversity": _diversity(samples, masks[:m], hole_sizes[:m]),
+        "seconds_per_image": seconds / n,
+    }
+    return {key: value if key in ("method", "n") else float(np.mean(value)) for key, value in result.items()}
+
+
+def _check_shape(fills: np.ndarray, shape: tuple, name: str) -> None:
+    if fills.shape != shape:
+        raise DataError(f"{name} must have the shape of its input images, {shape}, not {fills.shape}")
+
+
+def _check_output(fills, shape: tuple, name: str) -> np.ndarray:
+    fills = np.asarray(fills)
+    _check_shape(fills, shape, name)
+    return check_images(fills, name)
