@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from inpaintlib.device import has_accelerator
 from inpaintlib.data import cache_root, load_images, make_dataset, resolve_data_spec
 from inpaintlib.errors import ConfigError, InpaintError
 from inpaintlib.masks import check_mask_kind, eval_masks
@@ -96,6 +97,7 @@ class TrainConfig:
         values = self.to_dict()
         values.pop("checkpoint_every")
         values["data"] = resolve_data_spec(self.data)
+        values["code"] = _model_code_digest(self.model)
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -146,8 +148,7 @@ def build_model(config: TrainConfig) -> keras.Model:
 
         _check_options(build_unet, config.model_options)
         model = build_unet(image_size=config.image_size, **config.model_options)
-        # jit_compile="auto": XLA on GPUs and TPUs; on a CPU it is slower (bench/train.py).
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse", jit_compile="auto")
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse", jit_compile=has_accelerator())
         return model
     raise ConfigError(f"unknown model {config.model!r}: use one of {', '.join(MODEL_KINDS)}")
 
@@ -333,6 +334,16 @@ def save_model_atomically(model: keras.Model, path: Path) -> None:
     temporary = path.with_name(f".{path.stem}-{os.getpid()}.keras")
     model.save(temporary)
     os.replace(temporary, path)
+
+
+def _model_code_digest(kind: str) -> str:
+    """A hash of the code that builds and compiles a model: editing it (a classroom exercise)
+    invalidates the cached models it made."""
+    import importlib
+
+    module = importlib.import_module(f"inpaintlib.{kind}")
+    source = inspect.getsource(module) + inspect.getsource(build_model)
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 def _check_options(builder, options: dict) -> None:

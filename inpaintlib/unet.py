@@ -67,6 +67,26 @@ def build_unet(image_size: int = 64, base_filters: int = 32, depth: int = 3, mas
     return keras.Model([masked_image, mask], output, name="unet")
 
 
+def receptive_field(depth: int) -> int:
+    """Side, in input pixels, of the window one unit at the bottom of a U-Net of ``depth`` levels sees.
+
+    Each 3x3 convolution widens the window by 2 units of the current resolution
+    and each pooling doubles the size of a unit: the reason a deeper U-Net can
+    fill the middle of a large hole from context far away.
+
+    Examples
+    --------
+    >>> [receptive_field(d) for d in (1, 2, 3)]
+    [14, 32, 68]
+    """
+    field, unit = 1, 1
+    for _ in range(depth):
+        field += 2 * 2 * unit  # two 3x3 convolutions
+        field += unit  # a 2x2 pooling
+        unit *= 2
+    return field + 2 * 2 * unit  # the bottom block
+
+
 def _conv_block(x, filters: int, name: str):
     for i in range(2):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv{i}")(x)

@@ -83,6 +83,25 @@ def show_rows(rows: dict, title: str | None = None, cell: float = 1.2):
     return fig
 
 
+def plot_history(history: list[dict], keys=("loss", "val_loss"), title: str | None = None, log: bool = True):
+    """Plot training curves from a history (rows with a ``step`` and the logged values)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    steps = [row["step"] for row in history]
+    for key in keys:
+        values = [row.get(key) for row in history]
+        if any(v is not None for v in values):
+            ax.plot(steps, [np.nan if v is None else v for v in values], marker="o", markersize=3, label=key)
+    ax.set_xlabel("training step")
+    if log:
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def show_source(obj):
     """The source code of a library function or class, for a chapter to show.
 

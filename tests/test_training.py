@@ -174,3 +174,9 @@ def test_auto_data_is_resolved_in_the_cache_key(monkeypatch, tmp_path):
     monkeypatch.delenv("CELEBA_DIR")
     with pytest.warns(UserWarning, match="synthetic"):
         assert TrainConfig(data="auto").cache_key() == TrainConfig(data="synthetic").cache_key()
+
+
+def test_editing_the_model_code_changes_the_cache_key(monkeypatch):
+    before = TrainConfig().cache_key()
+    monkeypatch.setattr(training.inspect, "getsource", lambda obj: "def build_unet(): pass  # edited")
+    assert TrainConfig().cache_key() != before
