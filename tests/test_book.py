@@ -29,8 +29,8 @@ def build(root, env_update, *args):
     return result
 
 
-def chapter_html(root):
-    return (root / "_build" / "html" / "book" / "01_background.html").read_text()
+def chapter_html(root, name="01_background"):
+    return (root / "_build" / "html" / "book" / f"{name}.html").read_text()
 
 
 def assert_images_render(root, html):
@@ -55,6 +55,15 @@ def test_smoke_build_on_synthetic_faces_labels_them(tmp_path):
     assert "def make_dataset(" in text and "def draw_masks(" in text
     # The executed notebook is in the staging folder; the committed one has no outputs.
     assert (root / "_build" / "executed" / "book" / "01_background.ipynb").is_file()
+
+    unet = chapter_html(root, "02_unet")
+    assert "Traceback" not in unet
+    unet_text = re.sub(r"<[^>]+>", "", unet)
+    assert "def build_unet(" in unet_text, "the model's code, from the library"
+    for method in ("telea", "navier-stokes", "biharmonic", "mean", "psnr_hole", "sharpness"):
+        assert method in unet_text, f"the metrics table has {method}"
+    assert "synthetic faces (a stand-in" in unet_text
+    assert_images_render(root, unet)  # training curve and the fills for each mask kind
 
 
 def test_smoke_build_shows_real_faces_when_celeba_dir_is_set(tmp_path, celeba_sample):
