@@ -26,6 +26,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/data.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf _build
