@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from inpaintlib.errors import InpaintError
+from inpaintlib.errors import ConfigError, InpaintError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,19 +29,23 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a model", description="Train a model for --steps steps (batches) and save it into "
         "--out as model.keras, config.json and history.json. Checkpoints every --checkpoint-every steps; "
         "after an interruption, the same command with --resume continues from the last checkpoint.")
-    train.add_argument("model", choices=["unet"], help="the model to train")
+    train.add_argument("model", choices=["unet", "vaegan"], help="the model to train")
     train.add_argument("--data", default="auto", help="synthetic, celeba:PATH or auto (the default)")
     train.add_argument("--image-size", type=int, default=64)
     train.add_argument("--mask", default="center", help="center (default), random-box or free-form")
     train.add_argument("--hole", type=float, default=0.5, help="hole size as a fraction of the image side")
     train.add_argument("--steps", type=int, default=1000, help="training steps (batches), not epochs")
     train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--learning-rate", type=float, help="Adam's step (default: 1e-3 U-Net, 2e-4 VAE-GAN)")
     train.add_argument("--limit", type=int, help="train on the first N images of the train split")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--base-filters", type=int, default=32, help="U-Net: filters of the first level")
-    train.add_argument("--depth", type=int, default=3, help="U-Net: number of poolings")
+    train.add_argument("--base-filters", type=int, help="filters of the first level (default 32)")
+    train.add_argument("--depth", type=int, help="levels down: U-Net poolings (default 3), VAE-GAN strided "
+                       "convolutions (default 4)")
     train.add_argument("--no-mask-channel", action="store_true", help="U-Net: hide the mask from the network (the original recipe)")
+    train.add_argument("--latent-dim", type=int, help="VAE-GAN: length of the latent code (default 128)")
+    train.add_argument("--no-image-skips", action="store_true", help="VAE-GAN: the decoder sees the latent code "
+                       "alone, as in Larsen et al. (default: it also sees the encoder's feature maps)")
     train.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     train.add_argument("--out", required=True, help="folder for the trained model")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -67,8 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--mask", default="center", help="center (default), random-box, free-form, or a PNG "
                       "of the model's size whose non-zero pixels mark the hole")
     fill.add_argument("--hole", type=float, default=0.5, help="hole size for a drawn mask")
-    fill.add_argument("--seed", type=int, default=0, help="seed of a drawn random-box or free-form mask")
+    fill.add_argument("--seed", type=int, default=0, help="seed of a drawn random-box or free-form mask, and of the --samples")
     fill.add_argument("--image-size", type=int, default=64, help="for classical methods; a model uses its own")
+    fill.add_argument("--samples", type=int, default=1, help="VAE-GAN: write this many different fills, "
+                      "OUT-1.png, OUT-2.png, ...")
     fill.add_argument("-o", "--output", required=True, help="the filled image (PNG)")
 
     book = commands.add_parser(
@@ -105,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
 def _train(args) -> int:
     from inpaintlib.training import TrainConfig, train
 
-    options = {"base_filters": args.base_filters, "depth": args.depth, "mask_channel": not args.no_mask_channel}
+    given = {"base_filters": args.base_filters, "depth": args.depth, "latent_dim": args.latent_dim,
+             "mask_channel": False if args.no_mask_channel else None,
+             "image_skips": False if args.no_image_skips else None}
+    options = {name: value for name, value in given.items() if value is not None}
     config = TrainConfig(
         model=args.model, data=args.data, image_size=args.image_size, mask=args.mask, hole=args.hole,
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
@@ -165,9 +175,20 @@ def _fill(args) -> int:
         mask = draw_masks(args.mask, 1, image_size, seed=(args.seed, 0), hole=args.hole).numpy()[0]
     else:
         mask = load_mask(args.mask, image_size)
-    filled = method.inpaint(image[None].astype(np.float32) / 255.0, mask[None])[0]
-    save_png_atomically(args.output, np.round(np.clip(filled, 0, 1) * 255).astype(np.uint8))
-    print(f"Filled a {image_size}x{image_size} image with {method.name}: {args.output}")
+    image = image[None].astype(np.float32) / 255.0
+    if args.samples < 1:
+        raise ConfigError(f"--samples must be a positive integer, not {args.samples}")
+    if args.samples == 1:
+        fills, outputs = method.inpaint(image, mask[None]), [Path(args.output)]
+    elif getattr(getattr(method, "model", None), "sample_fills", None) is None:
+        raise ConfigError(f"{method.name} fills a hole one way only: --samples needs a VAE-GAN model folder")
+    else:
+        fills = method.sample(image, mask[None], args.samples, seed=args.seed)[:, 0]
+        output = Path(args.output)
+        outputs = [output.with_name(f"{output.stem}-{i}{output.suffix}") for i in range(1, args.samples + 1)]
+    for filled, output in zip(fills, outputs):
+        save_png_atomically(output, np.round(np.clip(filled, 0, 1) * 255).astype(np.uint8))
+    print(f"Filled a {image_size}x{image_size} image with {method.name}: {', '.join(map(str, outputs))}")
     return 0
 
 

@@ -40,7 +40,9 @@ MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 BACKUP_DIR = "backup"
-MODEL_KINDS = ("unet",)
+MODEL_KINDS = ("unet", "vaegan")
+#: Adam's learning rate when the config names none: GANs want a smaller step.
+DEFAULT_LEARNING_RATES = {"unet": 1e-3, "vaegan": 2e-4}
 
 
 class TrainingDiverged(InpaintError):
@@ -62,12 +64,16 @@ class TrainConfig:
     hole: float = 0.5
     steps: int = 1000
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None  # None: the model's default, DEFAULT_LEARNING_RATES
     seed: int = 0
     limit: int | None = None
     validation_images: int = 256
     model_options: dict = field(default_factory=dict)
     checkpoint_every: int = 100
+
+    def __post_init__(self):
+        if self.learning_rate is None and self.model in DEFAULT_LEARNING_RATES:
+            object.__setattr__(self, "learning_rate", DEFAULT_LEARNING_RATES[self.model])
 
     def validate(self) -> TrainConfig:
         """Return self if every field is usable, else raise ConfigError naming the field."""
@@ -80,7 +86,7 @@ class TrainConfig:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, not {value!r}")
         if self.limit is not None and (not isinstance(self.limit, (int, np.integer)) or self.limit < 1):
             raise ConfigError(f"limit must be a positive integer or None (the whole train split), not {self.limit!r}")
-        if not self.learning_rate > 0:
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise ConfigError(f"learning-rate must be positive, not {self.learning_rate!r}")
         return self
 
@@ -112,7 +118,7 @@ class TrainedModel:
 
     @property
     def name(self) -> str:
-        return {"unet": "U-Net"}.get(self.config.model, self.config.model)
+        return {"unet": "U-Net", "vaegan": "VAE-GAN"}.get(self.config.model, self.config.model)
 
     def predict(self, images, masks, batch_size: int = 64) -> np.ndarray:
         """The network's raw output for images (N, H, W, 3) in [0, 1] and masks (N, H, W, 1)."""
@@ -125,6 +131,19 @@ class TrainedModel:
         images = np.asarray(images, np.float32)
         masks = np.asarray(masks, np.float32)
         return images * (1.0 - masks) + self.predict(images, masks, batch_size) * masks
+
+    def sample(self, images, masks, k: int, seed: int = 0, batch_size: int = 64) -> np.ndarray:
+        """``k`` fills of each image, composited: (k, N, H, W, 3) float32 in [0, 1].
+
+        A VAE-GAN draws each from its own latent code; a deterministic model
+        (the U-Net) repeats its one fill, so its diversity is exactly 0.
+        """
+        images = np.asarray(images, np.float32)
+        masks = np.asarray(masks, np.float32)
+        if hasattr(self.model, "sample_fills"):
+            fills = self.model.sample_fills(images * (1.0 - masks), masks, k, seed=seed, batch_size=batch_size)
+            return images * (1.0 - masks) + fills * masks
+        return np.repeat(self.inpaint(images, masks, batch_size)[None], k, axis=0)
 
 
 def pick_strategy() -> tf.distribute.Strategy:
@@ -149,6 +168,13 @@ def build_model(config: TrainConfig) -> keras.Model:
         _check_options(build_unet, config.model_options)
         model = build_unet(image_size=config.image_size, **config.model_options)
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse", jit_compile=has_accelerator())
+        return model
+    if config.model == "vaegan":
+        from inpaintlib.vaegan import build_vaegan
+
+        _check_options(build_vaegan, config.model_options)
+        model = build_vaegan(image_size=config.image_size, **config.model_options)
+        model.compile(learning_rate=config.learning_rate, jit_compile=has_accelerator())
         return model
     raise ConfigError(f"unknown model {config.model!r}: use one of {', '.join(MODEL_KINDS)}")
 
@@ -196,7 +222,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     validation_data = make_dataset(validation, validation_masks, config.batch_size, shuffle=False)
 
     strategy = pick_strategy()
-    with _mixed_precision_on_gpu(), strategy.scope():
+    # Adversarial training is fragile in float16: the VAE-GAN stays in float32.
+    with _mixed_precision_on_gpu(enabled=config.model == "unet"), strategy.scope():
         model = build_model(config)
 
     epoch_steps = checkpoint_interval(config.steps, config.checkpoint_every)
@@ -354,10 +381,10 @@ def _check_options(builder, options: dict) -> None:
 
 
 @contextlib.contextmanager
-def _mixed_precision_on_gpu():
+def _mixed_precision_on_gpu(enabled: bool = True):
     """Build under mixed_float16 on a GPU (faster, half the memory), float32 elsewhere."""
     previous = keras.mixed_precision.global_policy()
-    if tf.config.list_physical_devices("GPU"):
+    if enabled and tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         yield
