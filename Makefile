@@ -27,6 +27,7 @@ test: install
 bench: install
 	$(BIN)/python bench/data.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/vaegan_decoders.py
 
 clean:
 	rm -rf _build

@@ -102,6 +102,35 @@ def plot_history(history: list[dict], keys=("loss", "val_loss"), title: str | No
     return fig
 
 
+def plot_components(history: list[dict], keys, title: str | None = None, columns: int = 3):
+    """Small multiples: one panel per logged value, training and validation, against the step.
+
+    For models that log several losses (the VAE-GAN), where one shared axis
+    would hide the small ones under the large.
+    """
+    keys = [key for key in keys if any(row.get(key) is not None for row in history)]
+    rows = -(-len(keys) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
+    steps = [row["step"] for row in history]
+    for ax, key in zip(axes.flat, keys):
+        for name, style in ((key, "-"), (f"val_{key}", "--")):
+            values = [row.get(name) for row in history]
+            if any(v is not None for v in values):
+                ax.plot(steps, [np.nan if v is None else v for v in values], style, marker="o", markersize=2,
+                        label="validation" if name.startswith("val_") else "training")
+        ax.set_title(key, fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(keys):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.supxlabel("training step", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def show_source(obj):
     """The source code of a library function or class, for a chapter to show.
 

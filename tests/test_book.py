@@ -65,6 +65,15 @@ def test_smoke_build_on_synthetic_faces_labels_them(tmp_path):
     assert "synthetic faces (a stand-in" in unet_text
     assert_images_render(root, unet)  # training curve and the fills for each mask kind
 
+    vaegan = chapter_html(root, "03_vaegan")
+    assert "Traceback" not in vaegan
+    vaegan_text = re.sub(r"<[^>]+>", "", vaegan)
+    assert "def train_step(" in vaegan_text and "def _loss_terms(" in vaegan_text, "the model's code, from the library"
+    for column in ("VAE-GAN", "U-Net", "biharmonic", "diversity", "sharpness"):
+        assert column in vaegan_text
+    assert re.search(r"Its diversity is \d\.\d+", vaegan_text), "the verdict is computed"
+    assert_images_render(root, vaegan)  # loss curves, fills, draws
+
 
 def test_smoke_build_shows_real_faces_when_celeba_dir_is_set(tmp_path, celeba_sample):
     root = copy_book(tmp_path)

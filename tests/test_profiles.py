@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import REPO
 
@@ -38,10 +40,31 @@ def test_values_from_the_command_line_are_typed():
 
 def test_the_books_profiles_fit_its_chapters():
     chapters = list_chapters(REPO)
-    assert [c.stem for c in chapters] == ["01_background", "02_unet"]
+    assert [c.stem for c in chapters] == ["01_background", "02_unet", "03_vaegan"]
     declared = {c.stem: declared_parameters(c) for c in chapters}
     profiles = load_profiles(REPO / "book" / "profiles.yml")
     assert set(profiles) == {"smoke", "quick", "full"}
     for profile in profiles:
         chapter_parameters(profiles, profile, declared)  # raises on any unknown name
     assert all("data" in names for names in declared.values())
+
+
+def chapter_defaults(name: str) -> dict:
+    """The values a chapter's parameters cell sets."""
+    notebook = json.loads((REPO / "book" / f"{name}.ipynb").read_text())
+    cell = next(c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
+    values = {}
+    exec("".join(cell["source"]), {}, values)
+    return values
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_the_vaegan_chapter_compares_with_chapter_2s_unet_in_every_profile(profile):
+    """Chapter 3 loads chapter 2's U-Net from the cache: its unet_* parameters must match chapter 2's."""
+    profiles = load_profiles(REPO / "book" / "profiles.yml")
+    unet = {**chapter_defaults("02_unet"), **profiles[profile].get("02_unet", {})}
+    vaegan = {**chapter_defaults("03_vaegan"), **profiles[profile].get("03_vaegan", {})}
+    for name in ("steps", "batch_size", "base_filters", "depth", "limit"):
+        assert vaegan[f"unet_{name}"] == unet[name], name
+    for name in ("image_size", "mask", "hole", "seed", "mask_channel"):
+        assert vaegan.get(name, True) == unet[name], name
