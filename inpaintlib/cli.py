@@ -7,8 +7,11 @@ and exits with status 2; it never shows a traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import shutil
 import sys
+import warnings
 from pathlib import Path
 
 from inpaintlib.errors import ConfigError, InpaintError
@@ -65,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     fill = commands.add_parser(
         "fill", help="inpaint one image file",
-        description="Inpaint one image. An input of any size is centre-cropped to a square and resized to the "
-        "model's image size (64x64 by default); the output has that size.")
+        description="Inpaint one image of up to 89 megapixels (a JPEG, decoded at reduced size, up to 179). "
+        "It is centre-cropped to a square and resized to the model's image size (64x64 by default); the "
+        "output has that size.")
     fill.add_argument("image", help="a JPEG or PNG file")
     fill.add_argument("--model", required=True, help="a model folder, or telea, navier-stokes, biharmonic, mean")
     fill.add_argument("--mask", default="center", help="center (default), random-box, free-form, or a PNG "
@@ -100,13 +104,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from PIL import Image
+
     args = build_parser().parse_args(argv)
     commands = {"train": _train, "evaluate": _evaluate, "fill": _fill, "book": _book, "data": _data}
-    try:
-        return commands[args.command](args)
-    except InpaintError as error:
-        print(f"inpaint: error: {error}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+        # read_image decodes a large JPEG at reduced size and refuses what it cannot: PIL's alarm is noise here.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return commands[args.command](args)
+        except InpaintError as error:
+            print(f"inpaint: error: {error}", file=sys.stderr)
+            return 2
+
+
+def _show_warning(show_python_warning, message, category, filename, lineno, file=None, line=None):
+    """Show inpaintlib's warnings (skipped images, synthetic stand-in) as one line, others as Python does."""
+    from inpaintlib.data import DataWarning
+
+    if issubclass(category, DataWarning):
+        print(f"inpaint: warning: {message}", file=sys.stderr)
+    else:
+        show_python_warning(message, category, filename, lineno, file, line)
 
 
 def _train(args) -> int:
@@ -121,7 +141,13 @@ def _train(args) -> int:
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
         limit=args.limit, model_options=options, checkpoint_every=args.checkpoint_every,
     )
-    trained = train(config.validate(), args.out, resume=args.resume)
+    fresh = not Path(args.out).exists()
+    try:
+        trained = train(config.validate(), args.out, resume=args.resume)
+    except InpaintError:
+        if fresh:  # a mistake found before training (bad data, hole, ...): leave no half-made model folder
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     last = trained.history[-1] if trained.history else {}
     print(f"Trained {trained.name} for {config.steps} steps: loss {last.get('loss', float('nan')):.4f}, "
           f"saved in {args.out}")
@@ -166,11 +192,12 @@ def _fill(args) -> int:
     import numpy as np
 
     from inpaintlib.data import read_image, save_png_atomically
-    from inpaintlib.masks import MASK_KINDS, draw_masks, load_mask
 
     method, model_size = _method(args.model)
     image_size = model_size or args.image_size
     image = read_image(args.image, image_size)
+    from inpaintlib.masks import MASK_KINDS, draw_masks, load_mask  # TensorFlow: after a bad image has failed fast
+
     if args.mask in MASK_KINDS:
         mask = draw_masks(args.mask, 1, image_size, seed=(args.seed, 0), hole=args.hole).numpy()[0]
     else:

@@ -175,10 +175,16 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 def _check_arguments(split: str, image_size: int, limit: int | None) -> None:
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
-    if not isinstance(image_size, (int, np.integer)) or image_size < 8:
-        raise DataError(f"image_size must be an integer of at least 8 (64 or 128), not {image_size!r}")
+    check_image_size(image_size)
     if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
         raise DataError(f"limit must be a positive integer or None (the whole split), not {limit!r}")
+
+
+def check_image_size(image_size: int) -> int:
+    """Return ``image_size`` if it is a usable side of a square image, else raise DataError."""
+    if not isinstance(image_size, (int, np.integer)) or image_size < 8:
+        raise DataError(f"image_size must be an integer of at least 8 (64 or 128), not {image_size!r}")
+    return image_size
 
 
 def _cached(path: Path, build, image_size: int) -> np.ndarray:
@@ -394,10 +400,18 @@ def decode_image(data: bytes, image_size: int) -> np.ndarray:
     """Decode image bytes to a uint8 RGB square: centre-cropped, antialiased resize.
 
     Grayscale, RGBA, CMYK and PNG inputs all come out as RGB. Raises PIL's
-    errors for data that is not an image or is truncated.
+    errors for data that is not an image or is truncated, and
+    ``Image.DecompressionBombError`` for an image too large to decode: a JPEG
+    decodes at reduced size, so only PIL's hard limit applies to it, but any
+    other format is decoded whole, and is refused above PIL's warning limit.
     """
     image = Image.open(io.BytesIO(data))  # reads only the header
     width, height = image.size
+    limit = Image.MAX_IMAGE_PIXELS
+    if image.format != "JPEG" and limit and width * height > limit:
+        raise Image.DecompressionBombError(
+            f"{width}x{height} pixels; a {image.format} is decoded whole, up to {limit / 1e6:.0f} megapixels"
+        )
     if image.format == "JPEG" and image.mode in ("RGB", "L") and data.rstrip(b"\0").endswith(b"\xff\xd9"):
         # The common case, CelebA's JPEGs: decode at the smallest scale still larger
         # than image_size (3x faster than full size), then an area resize antialiases.
@@ -414,9 +428,17 @@ def decode_image(data: bytes, image_size: int) -> np.ndarray:
 
 def read_image(path: str | Path, image_size: int) -> np.ndarray:
     """Read one image file as a uint8 RGB square of ``image_size`` (centre-cropped, resized)."""
+    check_image_size(image_size)
     try:
         return decode_image(Path(path).read_bytes(), image_size)
+    except Image.DecompressionBombError as error:
+        raise DataError(
+            f"the image {path} is too large ({error}): shrink it to a few megapixels (the output "
+            f"is {image_size}x{image_size} anyway)"
+        ) from None
     except _DECODE_ERRORS as error:
+        if isinstance(error, Image.UnidentifiedImageError):  # its message names a buffer, not the file
+            error = "empty, or not an image"
         raise DataError(f"cannot read the image {path} ({error}): give a JPEG or PNG file") from None
 
 

@@ -65,8 +65,7 @@ def draw_masks(kind: str, n, image_size: int = 64, seed=(0, 0), hole: float = 0.
     0.25
     """
     check_mask_kind(kind)
-    if not 0 < hole < 1:
-        raise MaskError(f"hole must be a fraction of the image side between 0 and 1, not {hole}")
+    check_hole(hole)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     if kind == "center":
         return _center(n, image_size, hole)
@@ -87,12 +86,24 @@ def eval_masks(kind: str, n: int, image_size: int = 64, seed: int = EVAL_SEED, h
     return draw_masks(kind, n, image_size, seed=(seed, 0), hole=hole).numpy()
 
 
+def check_hole(hole: float) -> float:
+    """Return ``hole`` if it is a usable hole size (a fraction of the image side), else raise MaskError."""
+    if isinstance(hole, bool) or not isinstance(hole, (int, float, np.number)) or not 0 < hole < 1:
+        raise MaskError(f"hole must be a fraction of the image side between 0 and 1, not {hole!r}")
+    return hole
+
+
 def load_mask(path: str | Path, image_size: int) -> np.ndarray:
     """Read a mask from an image file: non-zero pixels are missing.
 
     Returns float32 (image_size, image_size, 1). A file that cannot be read or
     whose size differs from ``image_size`` raises :class:`MaskError`.
     """
+    if not Path(path).exists():
+        raise MaskError(
+            f"cannot read the mask {path} (no such file): name a mask kind ({', '.join(MASK_KINDS)}) "
+            f"or a PNG whose non-zero pixels mark the hole"
+        )
     try:
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("L"))

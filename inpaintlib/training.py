@@ -34,7 +34,7 @@ import tensorflow as tf
 from inpaintlib.device import has_accelerator
 from inpaintlib.data import cache_root, load_images, make_dataset, resolve_data_spec
 from inpaintlib.errors import ConfigError, InpaintError
-from inpaintlib.masks import check_mask_kind, eval_masks
+from inpaintlib.masks import check_hole, check_mask_kind, eval_masks
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -80,6 +80,7 @@ class TrainConfig:
         if self.model not in MODEL_KINDS:
             raise ConfigError(f"unknown model {self.model!r}: use one of {', '.join(MODEL_KINDS)}")
         check_mask_kind(self.mask)
+        check_hole(self.hole)
         for name in ("image_size", "steps", "batch_size", "checkpoint_every", "validation_images"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
@@ -259,8 +260,12 @@ def load_trained(path: str | Path) -> TrainedModel:
             f"{path} holds no trained model ({MODEL_FILE} and {CONFIG_FILE}): train one with "
             f"`inpaint train`, or name a baseline"
         )
-    config = TrainConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
-    history = json.loads((path / HISTORY_FILE).read_text()) if (path / HISTORY_FILE).exists() else []
+    try:
+        config = TrainConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
+        history = json.loads((path / HISTORY_FILE).read_text()) if (path / HISTORY_FILE).exists() else []
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ConfigError(f"{path} holds a damaged model ({CONFIG_FILE} or {HISTORY_FILE} is not valid: {error}): "
+                          f"train it again") from None
     try:
         model = keras.saving.load_model(path / MODEL_FILE)
     except (OSError, ValueError) as error:
