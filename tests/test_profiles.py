@@ -68,3 +68,9 @@ def test_the_vaegan_chapter_compares_with_chapter_2s_unet_in_every_profile(profi
         assert vaegan[f"unet_{name}"] == unet[name], name
     for name in ("image_size", "mask", "hole", "seed", "mask_channel"):
         assert vaegan.get(name, True) == unet[name], name
+
+
+@pytest.mark.parametrize("chapter", ["01_background", "02_unet", "03_vaegan"])
+def test_papermill_reads_every_parameter_a_chapter_assigns(chapter):
+    """A line papermill cannot parse (an '=' in a comment, say) is silently not a parameter."""
+    assert declared_parameters(REPO / "book" / f"{chapter}.ipynb") == set(chapter_defaults(chapter))
