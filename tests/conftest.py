@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -29,6 +32,35 @@ def celeba_sample() -> Path:
     if not (SAMPLE / "list_eval_partition.txt").is_file():
         pytest.skip(f"the real CelebA sample is not at {SAMPLE} (set CELEBA_SAMPLE to use another)")
     return SAMPLE
+
+
+def copy_book(target: Path) -> Path:
+    """Copy the book's sources (chapters, _config.yml, _toc.yml) into ``target``."""
+    shutil.copytree(REPO / "book", target / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(REPO / name, target / name)
+    return target
+
+
+def build(root: Path, env_update: dict, *args: str) -> subprocess.CompletedProcess:
+    """``inpaint book --profile smoke`` on the book in ``root``; fails the test with the log's tail."""
+    env = {**os.environ, **env_update}
+    command = [sys.executable, "-m", "inpaintlib.cli", "book", "--profile", "smoke", "--root", str(root), *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory) -> Path:
+    """The smoke book on synthetic faces, built once per test session; its root folder.
+
+    ``_build/html/`` holds the site, ``_build/executed/book/`` the executed chapters.
+    """
+    root = copy_book(tmp_path_factory.mktemp("smoke-book"))
+    cache = tmp_path_factory.mktemp("smoke-book-cache")
+    build(root, {"CELEBA_DIR": "", "INPAINTLIB_CACHE": str(cache)})
+    return root
 
 
 def face_like(index: int, width: int = 178, height: int = 218) -> np.ndarray:

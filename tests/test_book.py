@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 
 import pytest
-from conftest import REPO
+from conftest import build, copy_book
 
 pytestmark = pytest.mark.slow
-
-
-def copy_book(target):
-    shutil.copytree(REPO / "book", target / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(REPO / name, target / name)
-    return target
-
-
-def build(root, env_update, *args):
-    env = {**os.environ, **env_update}
-    command = [sys.executable, "-m", "inpaintlib.cli", "book", "--profile", "smoke", "--root", str(root), *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 def chapter_html(root, name="01_background"):
@@ -40,10 +21,8 @@ def assert_images_render(root, html):
         assert (root / "_build" / "html" / "book" / src).stat().st_size > 2000, src
 
 
-def test_smoke_build_on_synthetic_faces_labels_them(tmp_path):
-    root = copy_book(tmp_path)
-    env = {"CELEBA_DIR": ""}
-    build(root, env)
+def test_smoke_build_on_synthetic_faces_labels_them(smoke_book):
+    root = smoke_book  # built once per session (conftest.py), with CELEBA_DIR set empty
     assert (root / "_build" / "html" / "index.html").is_file()
     html = chapter_html(root)
     assert "synthetic faces (a stand-in for CelebA, not real photos)" in html

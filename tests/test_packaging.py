@@ -48,3 +48,21 @@ def test_committed_notebooks_have_no_outputs_and_a_parameters_cell():
         tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, f"{notebook.name} needs one cell tagged 'parameters'"
         assert "find_spec(\"inpaintlib\")" in "".join(code[0]["source"]), "first cell installs the package when missing"
+
+
+def test_pages_workflow_builds_with_the_readme_command_and_publishes_the_html():
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "book.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
+    assert triggers["push"]["branches"] == ["main"] and "workflow_dispatch" in triggers
+    assert workflow["permissions"]["pages"] == "write" and workflow["permissions"]["id-token"] == "write"
+    assert workflow["concurrency"]["group"]
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    python = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python"))
+    assert str(python["with"]["python-version"]) == "3.11"
+    readme_book = next(line.split("#")[0].strip() for line in (REPO / "README.md").read_text().splitlines()
+                       if line.startswith("make book"))
+    assert [s["run"] for s in steps if "run" in s] == [readme_book]
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "_build/html"
+    deploy = next(job for job in workflow["jobs"].values() if any("deploy-pages" in s.get("uses", "") for s in job["steps"]))
+    assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
