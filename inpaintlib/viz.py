@@ -131,6 +131,31 @@ def plot_components(history: list[dict], keys, title: str | None = None, columns
     return fig
 
 
+def plot_intervals(summary, metric: str, title: str | None = None):
+    """Grouped bars: one group per condition, one bar per method, with its 95% interval.
+
+    ``summary`` is a pandas DataFrame with columns ``condition``, ``method``,
+    ``metric``, ``mean``, ``low`` and ``high`` (a bootstrap interval of the mean).
+    """
+    rows = summary[summary["metric"] == metric]
+    conditions, methods = list(dict.fromkeys(rows["condition"])), list(dict.fromkeys(rows["method"]))
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(conditions)), 3.4))
+    for i, method in enumerate(methods):
+        ours = rows[rows["method"] == method].set_index("condition").reindex(conditions)
+        x = np.arange(len(conditions)) + (i - (len(methods) - 1) / 2) * width
+        ax.bar(x, ours["mean"], width, label=method,
+               yerr=[ours["mean"] - ours["low"], ours["high"] - ours["mean"]], capsize=2, error_kw={"lw": 0.8})
+    ax.set_xticks(np.arange(len(conditions)), conditions, fontsize=8)
+    ax.set_ylabel(metric)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=min(len(methods), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10, pad=24)
+    fig.tight_layout()
+    return fig
+
+
 def show_source(obj):
     """The source code of a library function or class, for a chapter to show.
 

@@ -53,6 +53,13 @@ def test_smoke_build_on_synthetic_faces_labels_them(smoke_book):
     assert re.search(r"Its diversity is \d\.\d+", vaegan_text), "the verdict is computed"
     assert_images_render(root, vaegan)  # loss curves, fills, draws
 
+    comparison = chapter_html(root, "04_comparison")
+    comparison_text = re.sub(r"<[^>]+>", "", comparison)
+    assert "Traceback" not in comparison
+    assert "Epoch 1/" not in comparison_text, "chapter 4 loads chapters 2 and 3's models from the cache"
+    assert re.search(r"center 0\.5: \S+ fills best \(\d+\.\d dB\)", comparison_text), "the verdicts are computed"
+    assert_images_render(root, comparison)  # interval bars and the side-by-side fills
+
 
 def test_smoke_build_shows_real_faces_when_celeba_dir_is_set(tmp_path, celeba_sample):
     root = copy_book(tmp_path)

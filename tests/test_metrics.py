@@ -256,3 +256,33 @@ def test_evaluate_checks_the_method_and_its_output(images, masks):
         evaluate(Truth(images), images, masks, batch_size=0)
     with pytest.raises(DataError, match="diversity_samples"):
         evaluate(NoisyFill(), images, masks, diversity_samples=1)
+
+
+def test_score_images_gives_what_evaluate_averages():
+    from inpaintlib.metrics import score_images
+
+    images = np.random.default_rng(1).random((6, 16, 16, 3))
+    masks = np.zeros((6, 16, 16, 1))
+    masks[:, 4:12, 4:12] = 1
+    from inpaintlib.baselines import get_baseline
+
+    method = get_baseline("biharmonic")
+    scores, means = score_images(method, images, masks), evaluate(method, images, masks)
+    assert scores["psnr_hole"].shape == (6,) and scores["outputs"].shape == images.shape
+    for key in ("psnr", "psnr_hole", "ssim", "l1_hole", "sharpness", "diversity"):
+        assert np.mean(scores[key]) == pytest.approx(means[key]), key
+    np.testing.assert_array_equal(scores["outputs"][masks[..., 0] == 0], images[masks[..., 0] == 0])
+
+
+def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_images():
+    from inpaintlib.metrics import bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(10, 2, 50), rng.normal(10, 2, 2000)
+    low, high = bootstrap_interval(few)
+    assert low < few.mean() < high
+    wide, narrow = high - low, np.subtract(*bootstrap_interval(many)[::-1])
+    assert narrow < wide / 4, "the interval shrinks like 1/sqrt(n)"
+    assert bootstrap_interval(few, seed=3) == bootstrap_interval(few, seed=3)
+    with pytest.raises(DataError, match="finite"):
+        bootstrap_interval([1.0, np.nan])

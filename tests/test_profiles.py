@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -10,6 +11,8 @@ from conftest import REPO
 from inpaintlib.book import declared_parameters, list_chapters
 from inpaintlib.errors import ConfigError
 from inpaintlib.profiles import chapter_parameters, load_profiles, parse_value
+from inpaintlib.unet import build_unet
+from inpaintlib.vaegan import build_vaegan
 
 DECLARED = {"01_a": {"data", "n", "seed"}, "02_b": {"data", "steps"}}
 PROFILES = {"smoke": {"01_a": {"n": 2}, "02_b": {"steps": 1}}, "quick": {}}
@@ -40,7 +43,7 @@ def test_values_from_the_command_line_are_typed():
 
 def test_the_books_profiles_fit_its_chapters():
     chapters = list_chapters(REPO)
-    assert [c.stem for c in chapters] == ["01_background", "02_unet", "03_vaegan"]
+    assert [c.stem for c in chapters] == ["01_background", "02_unet", "03_vaegan", "04_comparison"]
     declared = {c.stem: declared_parameters(c) for c in chapters}
     profiles = load_profiles(REPO / "book" / "profiles.yml")
     assert set(profiles) == {"smoke", "quick", "full"}
@@ -58,19 +61,32 @@ def chapter_defaults(name: str) -> dict:
     return values
 
 
+SHARED_MODELS = [  # (chapter that reuses a model, prefix of its parameters, chapter that trains it, their names)
+    ("03_vaegan", "unet_", "02_unet", ("steps", "batch_size", "base_filters", "depth", "limit")),
+    ("04_comparison", "unet_", "02_unet", ("steps", "batch_size", "base_filters", "depth", "limit")),
+    ("04_comparison", "vaegan_", "03_vaegan", ("steps", "batch_size", "latent_dim", "base_filters", "limit")),
+]
+
+
 @pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
-def test_the_vaegan_chapter_compares_with_chapter_2s_unet_in_every_profile(profile):
-    """Chapter 3 loads chapter 2's U-Net from the cache: its unet_* parameters must match chapter 2's."""
+@pytest.mark.parametrize("user, prefix, trainer, names", SHARED_MODELS)
+def test_chapters_reuse_the_models_earlier_chapters_trained(profile, user, prefix, trainer, names):
+    """A later chapter loads an earlier chapter's model from the cache only if its parameters match."""
     profiles = load_profiles(REPO / "book" / "profiles.yml")
-    unet = {**chapter_defaults("02_unet"), **profiles[profile].get("02_unet", {})}
-    vaegan = {**chapter_defaults("03_vaegan"), **profiles[profile].get("03_vaegan", {})}
-    for name in ("steps", "batch_size", "base_filters", "depth", "limit"):
-        assert vaegan[f"unet_{name}"] == unet[name], name
-    for name in ("image_size", "mask", "hole", "seed", "mask_channel"):
-        assert vaegan.get(name, True) == unet[name], name
+    trained = {**chapter_defaults(trainer), **profiles[profile].get(trainer, {})}
+    reused = {**chapter_defaults(user), **profiles[profile].get(user, {})}
+    for name in names:
+        assert reused[f"{prefix}{name}"] == trained[name], name
+    for name in ("image_size", "mask", "hole", "seed"):
+        assert reused[name] == trained[name], name
+    # The model options the later chapter does not set must be at the library's defaults in the earlier one.
+    builder = {"unet_": build_unet, "vaegan_": build_vaegan}[prefix]
+    for name, parameter in inspect.signature(builder).parameters.items():
+        if name in trained and name not in names and name != "image_size":
+            assert trained[name] == parameter.default, name
 
 
-@pytest.mark.parametrize("chapter", ["01_background", "02_unet", "03_vaegan"])
+@pytest.mark.parametrize("chapter", ["01_background", "02_unet", "03_vaegan", "04_comparison"])
 def test_papermill_reads_every_parameter_a_chapter_assigns(chapter):
     """A line papermill cannot parse (an '=' in a comment, say) is silently not a parameter."""
     assert declared_parameters(REPO / "book" / f"{chapter}.ipynb") == set(chapter_defaults(chapter))
