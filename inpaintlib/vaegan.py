@@ -55,6 +55,7 @@ def build_vaegan(
     hole_weight: float = 6.0,
     adversarial_weight: float = 0.1,
     real_label: float = 0.9,
+    weight_average: float = 0.99,
 ) -> VAEGAN:
     """Build (uncompiled) a VAE-GAN inpainter.
 
@@ -76,6 +77,9 @@ def build_vaegan(
         How much more a hole pixel counts than a known one in the pixel loss.
     real_label : float
         Target of real faces in the discriminator's loss (1.0: no label smoothing).
+    weight_average : float
+        Momentum of the moving average of the encoder's and decoder's weights
+        that the trained model fills with (0: the last step's weights).
 
     Returns
     -------
@@ -91,7 +95,7 @@ def build_vaegan(
         image_size=image_size, latent_dim=latent_dim, base_filters=base_filters, depth=depth,
         image_skips=image_skips, kl_weight=kl_weight, feature_weight=feature_weight,
         pixel_weight=pixel_weight, hole_weight=hole_weight, adversarial_weight=adversarial_weight,
-        real_label=real_label,
+        real_label=real_label, weight_average=weight_average,
     )
 
 
@@ -160,7 +164,7 @@ class VAEGAN(keras.Model):
 
     def __init__(self, image_size=64, latent_dim=128, base_filters=32, depth=4, image_skips=True, kl_weight=1.0,
                  feature_weight=1.0, pixel_weight=1.0, hole_weight=6.0, adversarial_weight=0.1, real_label=0.9,
-                 **kwargs):
+                 weight_average=0.99, **kwargs):
         super().__init__(**kwargs)
         if depth < 2 or base_filters < 1 or latent_dim < 1:
             raise ConfigError(f"depth must be at least 2, base_filters and latent_dim at least 1, not "
@@ -169,15 +173,22 @@ class VAEGAN(keras.Model):
             raise ConfigError(f"image_size {image_size} must be divisible by 2**depth = {2**depth}: lower the depth")
         if not 0.5 < real_label <= 1.0:
             raise ConfigError(f"real_label must be in (0.5, 1], not {real_label}")
+        if not 0.0 <= weight_average < 1.0:
+            raise ConfigError(f"weight_average must be in [0, 1), not {weight_average}")
         self.settings = dict(
             image_size=image_size, latent_dim=latent_dim, base_filters=base_filters, depth=depth,
             image_skips=image_skips, kl_weight=kl_weight, feature_weight=feature_weight,
             pixel_weight=pixel_weight, hole_weight=hole_weight, adversarial_weight=adversarial_weight,
-            real_label=real_label,
+            real_label=real_label, weight_average=weight_average,
         )
         self.encoder = build_encoder(image_size, latent_dim, base_filters, depth)
         self.decoder = build_decoder(image_size, latent_dim, base_filters, depth, image_skips)
         self.discriminator = build_discriminator(image_size, base_filters, depth)
+        # A moving average of the encoder's and decoder's weights: the adversarial game makes the
+        # weights oscillate from step to step, and their recent average fills better than wherever
+        # the last step happened to land. train() puts it in place when training ends.
+        self.averages = [keras.Variable(v, trainable=False, name=f"average_{i}", aggregation="only_first_replica")
+                         for i, v in enumerate(self._generator_variables())]
         self.noise = keras.random.SeedGenerator()  # its state is saved: a resumed run draws the same noise
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.LOSSES}
         self.built = True
@@ -196,6 +207,11 @@ class VAEGAN(keras.Model):
             optimizer.build(net.trainable_variables)  # now, so a checkpoint can restore its state
             self.optimizers[net.name] = optimizer
         self.compiled_with = {"learning_rate": learning_rate, "beta_1": beta_1, "jit_compile": jit_compile}
+
+    def average_weights(self):
+        """Put the moving averages in place of the encoder's and decoder's weights (once, after training)."""
+        for average, variable in zip(self.averages, self._generator_variables()):
+            variable.assign(average)
 
     def get_compile_config(self):
         return getattr(self, "compiled_with", None)
@@ -232,7 +248,7 @@ class VAEGAN(keras.Model):
 
     def train_step(self, data):
         (masked_image, mask), image = data
-        generator = self.encoder.trainable_variables + self.decoder.trainable_variables
+        generator = self._generator_variables()
         with tf.GradientTape(persistent=True) as tape:
             losses = self._loss_terms(masked_image, mask, image, training=True)
             # Under a distribution strategy each replica's gradients are summed, so scale by 1/replicas.
@@ -247,11 +263,19 @@ class VAEGAN(keras.Model):
         self.optimizers["decoder"].apply_gradients(zip(generator_gradients[n_encoder:], self.decoder.trainable_variables))
         self.optimizers["discriminator"].apply_gradients(
             zip(discriminator_gradients, self.discriminator.trainable_variables))
+        # Warm-up as in tf.train.ExponentialMovingAverage: early steps do not drag the initial weights along.
+        step = tf.cast(self.optimizers["decoder"].iterations, "float32")
+        decay = tf.minimum(self.settings["weight_average"], (1.0 + step) / (10.0 + step))
+        for average, variable in zip(self.averages, generator):
+            average.assign(decay * average + (1.0 - decay) * variable)
         return self._track(losses)
 
     def test_step(self, data):
         (masked_image, mask), image = data
         return self._track(self._loss_terms(masked_image, mask, image, training=False))
+
+    def _generator_variables(self):
+        return self.encoder.trainable_variables + self.decoder.trainable_variables
 
     def _track(self, losses):
         for name, value in losses.items():

@@ -82,6 +82,9 @@ def test_saved_model_loads_samples_and_scores_diversity(tmp_path):
     images, masks = faces_and_holes()
     np.testing.assert_allclose(loaded.predict(images, masks), trained.predict(images, masks), atol=1e-6)
     assert all(int(opt.iterations.numpy()) == 4 for opt in loaded.model.optimizers.values())
+    # It fills with the moving average of its weights, which differs from the last step's.
+    for average, variable in zip(loaded.model.averages, loaded.model.encoder.trainable_variables):
+        np.testing.assert_array_equal(average.numpy(), variable.numpy())
     # The same seed draws the same fills; another seed others.
     np.testing.assert_array_equal(loaded.sample(images, masks, 2, seed=5), loaded.sample(images, masks, 2, seed=5))
     scores = evaluate(loaded, images, masks, diversity_samples=3, diversity_images=4)
