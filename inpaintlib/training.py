@@ -41,6 +41,8 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 BACKUP_DIR = "backup"
 MODEL_KINDS = ("unet", "vaegan")
+#: Which devices to train on: auto (the default), one, gpu:N or cpu:N; see pick_strategy.
+DEVICES_ENV = "INPAINTLIB_DEVICES"
 #: Adam's learning rate when the config names none: GANs want a smaller step.
 DEFAULT_LEARNING_RATES = {"unet": 1e-3, "vaegan": 2e-4}
 
@@ -104,6 +106,10 @@ class TrainConfig:
         values = self.to_dict()
         values.pop("checkpoint_every")
         values["data"] = resolve_data_spec(self.data)
+        # Options left at their defaults and the same options spelled out make the same model.
+        defaults = {name: parameter.default for name, parameter in inspect.signature(_builder(self.model)).parameters.items()
+                    if name != "image_size"}
+        values["model_options"] = {**defaults, **self.model_options}
         values["code"] = _model_code_digest(self.model)
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -147,18 +153,62 @@ class TrainedModel:
         return np.repeat(self.inpaint(images, masks, batch_size)[None], k, axis=0)
 
 
-def pick_strategy() -> tf.distribute.Strategy:
-    """A TPU if one is attached, all GPUs if there are several, else the default (one device)."""
+def pick_strategy(devices: str | None = None) -> tf.distribute.Strategy:
+    """The devices to train on, as a tf.distribute strategy.
+
+    Parameters
+    ----------
+    devices : str, optional
+        ``"auto"`` (the default): a TPU if one is attached (Colab's TPU runtime),
+        all GPUs if there are several, else the default strategy (one device).
+        ``"one"``: the default strategy even where there are several devices.
+        ``"gpu:N"`` or ``"cpu:N"``: a MirroredStrategy over the first N GPUs, or
+        over N logical devices the CPU is split into (no faster: a way to test
+        several-device training on a laptop; it must be chosen before TensorFlow
+        starts computing). None reads ``$INPAINTLIB_DEVICES``, then ``"auto"``.
+
+    Under several devices ``batch_size`` stays the *global* batch: each of N
+    replicas gets ``batch_size / N`` examples of every step.
+    """
+    spec = (os.environ.get(DEVICES_ENV, "") if devices is None else str(devices)).strip().lower() or "auto"
+    if spec == "auto":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            return tf.distribute.TPUStrategy(resolver)
+        except (ValueError, RuntimeError, tf.errors.NotFoundError, tf.errors.UnavailableError):
+            pass
+        if len(tf.config.list_logical_devices("GPU")) > 1:
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.get_strategy()
+    if spec == "one":
+        return tf.distribute.get_strategy()
+    kind, _, count = spec.partition(":")
+    if kind not in ("cpu", "gpu") or not count.isdigit() or int(count) < 1:
+        raise ConfigError(f"unknown devices {spec!r} (${DEVICES_ENV}): use auto, one, gpu:N or cpu:N")
+    n = int(count)
+    if kind == "cpu":
+        _split_cpu(n)
+    found = tf.config.list_logical_devices(kind.upper())
+    if len(found) < n:
+        raise ConfigError(f"devices {spec!r}: TensorFlow sees only {len(found)} {kind.upper()} device(s); "
+                          f"ask for at most {len(found)}, or use auto")
+    return tf.distribute.MirroredStrategy([device.name for device in found[:n]])
+
+
+def _split_cpu(n: int) -> None:
+    """Split the CPU into ``n`` logical devices (at least), which TensorFlow allows only before it starts."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or [None]) >= n:
+        return
     try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    except (ValueError, RuntimeError, tf.errors.NotFoundError, tf.errors.UnavailableError):
-        pass
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError:
+        raise ConfigError(
+            f"cannot split the CPU into {n} devices once TensorFlow has started: set {DEVICES_ENV}=cpu:{n} "
+            f"in the environment, or call pick_strategy('cpu:{n}') before any other TensorFlow work"
+        ) from None
 
 
 def build_model(config: TrainConfig) -> keras.Model:
@@ -180,7 +230,8 @@ def build_model(config: TrainConfig) -> keras.Model:
     raise ConfigError(f"unknown model {config.model!r}: use one of {', '.join(MODEL_KINDS)}")
 
 
-def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbose="auto") -> TrainedModel:
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbose="auto",
+          strategy: tf.distribute.Strategy | None = None) -> TrainedModel:
     """Train a model and save it, with its config and history, into ``out_dir``.
 
     Parameters
@@ -193,6 +244,9 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
         Continue an interrupted run in ``out_dir`` from its last checkpoint.
     verbose : "auto", 0, 1 or 2
         Keras's progress display: 1 a progress bar, 2 one line per checkpoint.
+    strategy : tf.distribute.Strategy, optional
+        The devices to train on; by default :func:`pick_strategy`'s choice.
+        ``config.batch_size`` is the global batch, split evenly over the replicas.
 
     Returns
     -------
@@ -212,6 +266,11 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
                 f"the run in {out} was started with different {', '.join(changed)}: resume it with the same "
                 f"arguments, or choose another --out"
             )
+    # Picked first: splitting the CPU into devices (cpu:N) must come before any TensorFlow work.
+    strategy = pick_strategy() if strategy is None else strategy
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"batch-size {config.batch_size} does not split evenly over "
+                          f"{strategy.num_replicas_in_sync} devices: use a multiple of {strategy.num_replicas_in_sync}")
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomically(out / CONFIG_FILE, config.to_dict())
 
@@ -222,7 +281,6 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     validation_masks = eval_masks(config.mask, len(validation), config.image_size, hole=config.hole)
     validation_data = make_dataset(validation, validation_masks, config.batch_size, shuffle=False)
 
-    strategy = pick_strategy()
     # Adversarial training is fragile in float16: the VAE-GAN stays in float32.
     with _mixed_precision_on_gpu(enabled=config.model == "unet"), strategy.scope():
         model = build_model(config)
@@ -248,6 +306,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
             f"the loss became NaN or infinite at step {guard.diverged_at_step}; training stopped and kept the "
             f"weights of step {guard.good_step} in {kept}. Lower the learning rate (now {config.learning_rate})"
         )
+    if hasattr(model, "average_weights"):  # the VAE-GAN fills with the average of its last steps' weights
+        model.average_weights()
     save_model_atomically(model, out / MODEL_FILE)
     return TrainedModel(model, config, history.rows, out)
 
@@ -366,6 +426,13 @@ def save_model_atomically(model: keras.Model, path: Path) -> None:
     temporary = path.with_name(f".{path.stem}-{os.getpid()}.keras")
     model.save(temporary)
     os.replace(temporary, path)
+
+
+def _builder(kind: str):
+    """The function that builds a model kind: inpaintlib.unet.build_unet, inpaintlib.vaegan.build_vaegan."""
+    import importlib
+
+    return getattr(importlib.import_module(f"inpaintlib.{kind}"), f"build_{kind}")
 
 
 def _model_code_digest(kind: str) -> str:

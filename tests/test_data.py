@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
 
 import numpy as np
@@ -253,6 +257,55 @@ def test_cache_write_leaves_no_partial_file_when_interrupted(tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         datalib.save_atomically(target, np.zeros((2, 8, 8, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+#: A process that loads the train split of a CelebA folder into a cache and stops, for good, halfway
+#: through writing the .npy: ``np.save`` writes half its bytes, touches a "ready" file, then waits to be killed.
+HALF_WRITTEN_CACHE = """
+import io, sys, time
+from pathlib import Path
+import numpy as np
+from inpaintlib import data
+
+real_save = np.save
+
+def save_half_then_hang(file, array, allow_pickle=False):
+    buffer = io.BytesIO()
+    real_save(buffer, array, allow_pickle=allow_pickle)
+    file.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    file.flush()
+    Path(sys.argv[3]).touch()
+    time.sleep(120)
+
+data.np.save = save_half_then_hang
+data.load_images(f"celeba:{sys.argv[1]}", "train", image_size=16, cache_dir=sys.argv[2])
+"""
+
+
+def test_cache_write_killed_midway_leaves_no_broken_cache_file(celeba, tmp_path):
+    cache, ready = tmp_path / "cache", tmp_path / "ready"
+    process = subprocess.Popen([sys.executable, "-c", HALF_WRITTEN_CACHE, str(celeba), str(cache), str(ready)])
+    deadline = time.time() + 60
+    while not ready.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert ready.exists(), "the writer never reached the middle of its cache write"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    left = list((cache / "images").iterdir())
+    assert left and all(path.name.endswith(".tmp") for path in left), "only the temporary file, never a final one"
+    assert not list((cache / "images").glob("*.npy"))
+    assert 0 < left[0].stat().st_size, "killed while writing, not before"
+
+    # The next load decodes again (no warning about a broken cache: there is none) and caches a whole file.
+    expected = np.stack([decode_image(jpeg_bytes(face_like(i)), 16) for i in (0, 1, 3, 5, 8)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        images = load_images(f"celeba:{celeba}", "train", image_size=16, cache_dir=cache)
+    np.testing.assert_array_equal(images, expected)
+    (cached,) = (cache / "images").glob("*.npy")
+    np.testing.assert_array_equal(np.load(cached), expected)
 
 
 def test_unwritable_cache_still_returns_the_images(celeba, tmp_path):

@@ -93,21 +93,31 @@ def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path, monkeypatch):
     assert not (tmp_path / "run" / "model.keras").exists(), "a diverged run is not a finished model"
 
 
-def run_cli(out, *extra):
-    command = [sys.executable, "-m", "inpaintlib.cli", "train", "unet", "--data", "synthetic", "--image-size", "32",
-               "--steps", "300", "--batch-size", "8", "--checkpoint-every", "20", "--limit", "64",
-               "--base-filters", "8", "--depth", "2", "--out", str(out), *extra]
-    return command
+#: ``inpaint train`` arguments of each model for the kill-and-resume test: a few seconds of training.
+KILL_RUNS = {
+    "unet": dict(steps=300, every=20, options=["--base-filters", "8", "--depth", "2"]),
+    # The VAE-GAN at the smoke learning rate: at its default (2e-4) the loss barely moves in 120 steps.
+    "vaegan": dict(steps=120, every=20, options=["--base-filters", "8", "--depth", "3", "--latent-dim", "8",
+                                                 "--learning-rate", "1e-3"]),
+}
+
+
+def run_cli(model, out, *extra):
+    run = KILL_RUNS[model]
+    return [sys.executable, "-m", "inpaintlib.cli", "train", model, "--data", "synthetic", "--image-size", "32",
+            "--steps", str(run["steps"]), "--batch-size", "8", "--checkpoint-every", str(run["every"]),
+            "--limit", "64", *run["options"], "--out", str(out), *extra]
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_ends_at_the_same_step_with_a_continuous_history(tmp_path):
+@pytest.mark.parametrize("model", ["unet", "vaegan"])
+def test_sigkill_then_resume_ends_at_the_same_step_with_a_continuous_history(tmp_path, model):
     out = tmp_path / "killed"
-    process = subprocess.Popen(run_cli(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(run_cli(model, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = out / "history.json"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if history.exists() and len(json.loads(history.read_text())) >= 3:
+        if history.exists() and len(json.loads(history.read_text())) >= 2:
             break
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
@@ -116,14 +126,16 @@ def test_sigkill_then_resume_ends_at_the_same_step_with_a_continuous_history(tmp
     rows_before = json.loads(history.read_text())
     assert not (out / "model.keras").exists() and (out / "backup").exists()
 
-    again = subprocess.run(run_cli(out), capture_output=True, text=True)
+    again = subprocess.run(run_cli(model, out), capture_output=True, text=True)
     assert again.returncode == 2 and "pass --resume" in again.stderr
 
-    resumed = subprocess.run(run_cli(out, "--resume"), capture_output=True, text=True)
+    resumed = subprocess.run(run_cli(model, out, "--resume"), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = json.loads(history.read_text())
-    assert [row["step"] for row in rows] == list(range(20, 301, 20)), "no gap, no repeat, same final step"
-    # The curve continues: the first epoch after the resume is far below a fresh start.
+    steps, every = KILL_RUNS[model]["steps"], KILL_RUNS[model]["every"]
+    assert [row["step"] for row in rows] == list(range(every, steps + 1, every)), "no gap, no repeat, same final step"
+    assert [row["epoch"] for row in rows] == list(range(1, steps // every + 1))
+    # The curve continues: the first epoch after the resume is below a fresh start.
     first_resumed = rows[len(rows_before)] if len(rows_before) < len(rows) else rows[-1]
     assert first_resumed["loss"] < rows[0]["loss"]
     assert (out / "model.keras").exists() and not (out / "backup").exists()
@@ -180,3 +192,9 @@ def test_editing_the_model_code_changes_the_cache_key(monkeypatch):
     before = TrainConfig().cache_key()
     monkeypatch.setattr(training.inspect, "getsource", lambda obj: "def build_unet(): pass  # edited")
     assert TrainConfig().cache_key() != before
+
+
+def test_options_at_their_defaults_share_a_cache_key():
+    spelled_out = TrainConfig(**{**TINY, "model_options": {**TINY["model_options"], "mask_channel": True}})
+    assert spelled_out.cache_key() == TrainConfig(**TINY).cache_key()
+    assert TrainConfig(**{**TINY, "model_options": {"base_filters": 4, "depth": 2}}).cache_key() != TrainConfig(**TINY).cache_key()
