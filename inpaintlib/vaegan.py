@@ -53,7 +53,7 @@ def build_vaegan(
     feature_weight: float = 1.0,
     pixel_weight: float = 1.0,
     hole_weight: float = 6.0,
-    adversarial_weight: float = 0.1,
+    adversarial_weight: float = 0.3,
     real_label: float = 0.9,
     weight_average: float = 0.99,
 ) -> VAEGAN:
@@ -163,7 +163,7 @@ class VAEGAN(keras.Model):
     LOSSES = ("loss", "kl", "feature", "pixel", "adversarial", "discriminator", "d_real", "d_fake")
 
     def __init__(self, image_size=64, latent_dim=128, base_filters=32, depth=4, image_skips=True, kl_weight=1.0,
-                 feature_weight=1.0, pixel_weight=1.0, hole_weight=6.0, adversarial_weight=0.1, real_label=0.9,
+                 feature_weight=1.0, pixel_weight=1.0, hole_weight=6.0, adversarial_weight=0.3, real_label=0.9,
                  weight_average=0.99, **kwargs):
         super().__init__(**kwargs)
         if depth < 2 or base_filters < 1 or latent_dim < 1:
