@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# smoke, quick or full: see inpaintlib/profiles.yml
 PROFILE ?= quick
 
 .PHONY: book test bench install clean

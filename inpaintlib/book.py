@@ -76,7 +76,8 @@ def build_book(
     Parameters
     ----------
     profile : str
-        A profile of ``book/profiles.yml``.
+        A profile of ``inpaintlib/profiles.yml``; the chapters get ``profile = "cell"``
+        with its values, so they run at that scale on any device.
     data : str, optional
         Data spec for every chapter (default: each chapter's own, ``auto``).
     overrides : dict, optional
@@ -96,7 +97,7 @@ def build_book(
     root = find_book_root(root)
     chapters = list_chapters(root)
     declared = {chapter.stem: declared_parameters(chapter) for chapter in chapters}
-    parameters = chapter_parameters(load_profiles(root / "book" / "profiles.yml"), profile, declared, data, overrides)
+    parameters = chapter_parameters(load_profiles(), profile, declared, data, overrides)
 
     staging = root / "_build" / "executed"
     shutil.rmtree(staging, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import shlex
 import shutil
 import sys
 import warnings
@@ -88,18 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Execute every chapter with a profile's parameters into _build/executed/, "
         "then build the HTML into _build/html/ with Jupyter Book (warnings are errors).",
     )
-    book.add_argument("--profile", default="quick", help="smoke, quick (default) or full; see book/profiles.yml")
+    book.add_argument("--profile", default="quick", help="smoke, quick (default) or full; see inpaintlib/profiles.yml")
     book.add_argument("--data", help="data spec for every chapter: synthetic, celeba:PATH or auto (the default)")
     book.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                       help="set a chapter parameter, e.g. -p n_faces 32 (repeatable)")
     book.add_argument("--root", help="the book's folder (default: the working folder)")
     book.add_argument("--no-html", action="store_true", help="only execute the chapters")
 
-    data = commands.add_parser("data", help="load a data source and report its splits",
-                               description="Load (and cache) each split of a data source and print its size.")
+    data = commands.add_parser("data", help="load a data source and report its splits, or set CelebA up",
+                               description="Load (and cache) each split of a data source and print its size; "
+                               "inpaint data setup SOURCE makes CelebA ready first.")
     data.add_argument("--data", default="auto", help="synthetic, celeba:PATH or auto (the default)")
     data.add_argument("--image-size", type=int, default=64)
     data.add_argument("--limit", type=int, help="first N images of each split")
+    setup = data.add_subparsers(dest="data_command", metavar="setup", parser_class=_Parser).add_parser(
+        "setup", help="get CelebA from Kaggle, or copy a CelebA .zip to local disk, and check it",
+        description="Make CelebA ready: download it from Kaggle (needs kagglehub and a Kaggle API token), copy a "
+        ".zip (from Google Drive, say) to local disk, or check a folder; then print the path to use as "
+        "CELEBA_DIR or --data celeba:PATH.")
+    setup.add_argument("source", help="kaggle, a CelebA .zip, or a CelebA folder")
+    setup.add_argument("--target", help="folder a .zip is copied into (default: celeba/ in the cache folder)")
     return parser
 
 
@@ -235,6 +244,13 @@ def _book(args) -> int:
 def _data(args) -> int:
     from inpaintlib.data import SPLITS, load_images, parse_data_spec
 
+    if args.data_command == "setup":
+        from inpaintlib.celeba_setup import setup_celeba
+
+        path = setup_celeba(args.source, args.target)
+        # A command cannot set its shell's environment: say how to.
+        print(f"In this shell: export CELEBA_DIR={shlex.quote(str(path))} (or pass --data {shlex.quote(f'celeba:{path}')})")
+        return 0
     source = parse_data_spec(args.data)
     print(f"Data: {source.label}")
     for split in SPLITS:

@@ -1,9 +1,11 @@
-"""Profiles: named sets of chapter parameters (``book/profiles.yml``).
+"""Profiles: named sets of chapter parameters (``inpaintlib/profiles.yml``).
 
 ``smoke`` runs in seconds (the tests), ``quick`` in minutes on a 2-core CPU
 (the default of ``make book``), ``full`` at the original recipes' scale on a
 GPU. A chapter's ``parameters`` cell holds its quick values; a profile sets
-only what differs, and papermill injects the result.
+only what differs. ``inpaint book`` injects the result with papermill; a
+chapter opened by hand (on Colab, say) applies one itself with
+:func:`select_profile`, the full one by default when there is a GPU.
 """
 
 from __future__ import annotations
@@ -14,9 +16,18 @@ import yaml
 
 from inpaintlib.errors import ConfigError
 
+#: Package data, so that a pip-installed inpaintlib (Colab) has the profiles without the book.
+PROFILES_FILE = Path(__file__).with_name("profiles.yml")
+#: The chapter parameter that picks a profile; not a value a profile or ``-p`` can set.
+PROFILE_PARAMETER = "profile"
+#: ``profile`` values that are not profiles: ``auto`` (full on a GPU or TPU, else the cell's) and ``cell``.
+AUTO, CELL = "auto", "cell"
+#: The profile ``auto`` picks when there is an accelerator.
+ACCELERATOR_PROFILE = "full"
 
-def load_profiles(path: str | Path) -> dict[str, dict[str, dict]]:
-    """Read a profiles file: profile name -> chapter name -> parameters."""
+
+def load_profiles(path: str | Path = PROFILES_FILE) -> dict[str, dict[str, dict]]:
+    """Read a profiles file (by default the package's): profile name -> chapter name -> parameters."""
     try:
         profiles = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as error:
@@ -55,30 +66,102 @@ def chapter_parameters(
     Returns
     -------
     dict
-        Chapter name -> parameters. Unknown profiles, chapters and parameters
-        raise :class:`ConfigError` listing the valid names.
+        Chapter name -> parameters, with ``profile = "cell"`` for every chapter
+        that has a ``profile`` parameter: these values are final, and the
+        chapter must not apply a profile of its own (``auto``: full on a GPU)
+        on top of them. Unknown profiles, chapters and parameters raise
+        :class:`ConfigError` listing the valid names; ``profile`` itself is set
+        with the ``profile`` argument only.
     """
     if profile not in profiles:
         raise ConfigError(f"unknown profile {profile!r}: use one of {', '.join(profiles)}")
     overrides = dict(overrides or {})
     if data is not None:
         overrides["data"] = data
+    settable = {chapter: set(names) - {PROFILE_PARAMETER} for chapter, names in declared.items()}
     chosen = {chapter: {} for chapter in declared}
     for chapter, values in (profiles[profile] or {}).items():
         if chapter not in declared:
             raise ConfigError(f"profile {profile!r} names an unknown chapter {chapter!r}: the chapters are {', '.join(declared)}")
-        unknown = set(values or {}) - declared[chapter]
+        unknown = set(values or {}) - settable[chapter]
         if unknown:
             raise ConfigError(
                 f"profile {profile!r} sets unknown parameter(s) {', '.join(sorted(unknown))} of {chapter}: "
-                f"its parameters are {', '.join(sorted(declared[chapter]))}"
+                f"its parameters are {', '.join(sorted(settable[chapter]))}"
             )
         chosen[chapter].update(values or {})
-    every_name = set().union(*declared.values()) if declared else set()
+    every_name = set().union(*settable.values())
     for name, value in overrides.items():
+        if name == PROFILE_PARAMETER:
+            raise ConfigError(f"{PROFILE_PARAMETER!r} is not a -p parameter: pick the profile with --profile NAME "
+                              f"({', '.join(profiles)})")
         if name not in every_name:
             raise ConfigError(f"unknown parameter {name!r}: the chapters' parameters are {', '.join(sorted(every_name))}")
-        for chapter, names in declared.items():
+        for chapter, names in settable.items():
             if name in names:
                 chosen[chapter][name] = value
+    for chapter, names in declared.items():
+        if PROFILE_PARAMETER in names:
+            chosen[chapter][PROFILE_PARAMETER] = CELL
     return chosen
+
+
+def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict | None = None) -> str:
+    """Apply a profile to a chapter's parameters, as its set-up cell does.
+
+    A chapter opened by hand (on Colab, say) has only its ``parameters`` cell,
+    which holds the quick values; this gives it a GPU's scale when it has one.
+    ``inpaint book`` passes ``profile="cell"`` with the values it resolved, so
+    the book is built with the profile asked for, on any device. Prints one
+    line saying what it did.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's name in the profiles file, such as ``"02_unet"``.
+    profile : str
+        ``"auto"``: the full profile when TensorFlow sees a GPU or a TPU, the
+        cell's values otherwise. ``"cell"``: the cell's values as written. Or
+        the name of a profile (smoke, quick, full). A profile replaces the cell's
+        values of the names it sets, edited or not.
+    namespace : dict
+        The chapter's variables, ``globals()``; updated in place.
+    profiles : dict, optional
+        From :func:`load_profiles`; by default the package's.
+
+    Returns
+    -------
+    str
+        The profile applied, or ``"cell"`` when the cell's values were kept.
+
+    Examples
+    --------
+    >>> values = {"steps": 900, "batch_size": 32}
+    >>> select_profile("02_unet", "smoke", values, {"smoke": {"02_unet": {"steps": 20}}})
+    Profile: smoke: steps = 20
+    'smoke'
+    >>> values["steps"]
+    20
+    """
+    profiles = load_profiles() if profiles is None else profiles
+    if profile not in (AUTO, CELL, *profiles):
+        raise ConfigError(f"unknown profile {profile!r}: use one of {', '.join((AUTO, CELL, *profiles))}")
+    if profile == CELL:
+        print('Profile: the parameters as set above (profile = "cell")')
+        return CELL
+    reason = ""
+    if profile == AUTO:
+        from inpaintlib.device import has_accelerator
+
+        if not has_accelerator():
+            print("Profile: this cell's values (quick, no GPU found)")
+            return CELL
+        profile, reason = ACCELERATOR_PROFILE, f' (a GPU or TPU was found; set profile = "{CELL}" to keep this cell\'s values)'
+    values = (profiles[profile] or {}).get(chapter) or {}
+    unknown = set(values) - set(namespace)
+    if unknown:  # a name the chapter lacks would be set and never read
+        raise ConfigError(f"profile {profile!r} sets {', '.join(sorted(unknown))}, which {chapter} does not have")
+    namespace.update(values)
+    changes = ", ".join(f"{name} = {value!r}" for name, value in values.items())
+    print(f"Profile: {profile}{reason}: {changes}" if changes else f"Profile: {profile}{reason}, the same values as this cell")
+    return profile

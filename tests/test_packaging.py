@@ -1,12 +1,18 @@
 """Set-up files agree: pyproject is the pip truth, environment.yml lists the same packages,
-the README starts with the two commands, and CI runs the README's test command."""
+the README starts with the two commands, CI runs the README's test command, and the wheel
+carries the package data the chapters read."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 
+import pytest
 import yaml
 from conftest import REPO
 
@@ -66,3 +72,18 @@ def test_pages_workflow_builds_with_the_readme_command_and_publishes_the_html():
     assert upload["with"]["path"] == "_build/html"
     deploy = next(job for job in workflow["jobs"].values() if any("deploy-pages" in s.get("uses", "") for s in job["steps"]))
     assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+
+
+def test_the_wheel_carries_the_profiles(tmp_path):
+    """A chapter on Colab (pip install from git, no book folder) reads the profiles from the package."""
+    pytest.importorskip("setuptools")
+    source = tmp_path / "source"  # build a copy: the build leaves build/ and egg-info behind
+    shutil.copytree(REPO / "inpaintlib", source / "inpaintlib", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    build = "from setuptools import build_meta; print(build_meta.build_wheel(sys.argv[1]))"
+    result = subprocess.run([sys.executable, "-c", f"import sys; {build}", str(tmp_path / "dist")],
+                            cwd=source, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    wheel = tmp_path / "dist" / result.stdout.split()[-1]
+    assert "inpaintlib/profiles.yml" in zipfile.ZipFile(wheel).namelist()

@@ -1,4 +1,5 @@
-"""Profiles: every chapter parameter a profile sets exists, and mistakes name the valid names."""
+"""Profiles: every chapter parameter a profile sets exists, mistakes name the valid names, and a
+chapter run by hand picks its profile (full on a GPU) while a book build keeps the one it was given."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from conftest import REPO
 
 from inpaintlib.book import declared_parameters, list_chapters
 from inpaintlib.errors import ConfigError
-from inpaintlib.profiles import chapter_parameters, load_profiles, parse_value
+from inpaintlib.profiles import chapter_parameters, load_profiles, parse_value, select_profile
 from inpaintlib.unet import build_unet
 from inpaintlib.vaegan import build_vaegan
 
@@ -22,6 +23,18 @@ def test_profile_values_and_overrides_reach_the_chapters_that_declare_them():
     chosen = chapter_parameters(PROFILES, "smoke", DECLARED, data="synthetic", overrides={"seed": 3})
     assert chosen == {"01_a": {"n": 2, "data": "synthetic", "seed": 3}, "02_b": {"steps": 1, "data": "synthetic"}}
     assert chapter_parameters(PROFILES, "quick", DECLARED) == {"01_a": {}, "02_b": {}}
+
+
+def test_the_build_tells_each_chapter_to_keep_the_values_it_injects():
+    declared = {name: names | {"profile"} for name, names in DECLARED.items()}
+    chosen = chapter_parameters(PROFILES, "smoke", declared, overrides={"seed": 3})
+    assert chosen == {"01_a": {"n": 2, "seed": 3, "profile": "cell"}, "02_b": {"steps": 1, "profile": "cell"}}
+    with pytest.raises(ConfigError, match="'profile' is not a -p parameter: pick the profile with --profile NAME"):
+        chapter_parameters(PROFILES, "smoke", declared, overrides={"profile": "full"})
+    with pytest.raises(ConfigError, match="unknown parameter.*profile of 01_a"):  # nor set by a profile
+        chapter_parameters({"smoke": {"01_a": {"profile": "full"}}}, "smoke", declared)
+    with pytest.raises(ConfigError, match="are data, n, seed, steps$"):  # and not offered as settable
+        chapter_parameters(PROFILES, "smoke", declared, overrides={"stesp": 1})
 
 
 def test_unknown_names_are_errors_that_list_the_valid_ones():
@@ -45,11 +58,11 @@ def test_the_books_profiles_fit_its_chapters():
     chapters = list_chapters(REPO)
     assert [c.stem for c in chapters] == ["01_background", "02_unet", "03_vaegan", "04_comparison"]
     declared = {c.stem: declared_parameters(c) for c in chapters}
-    profiles = load_profiles(REPO / "book" / "profiles.yml")
+    profiles = load_profiles()
     assert set(profiles) == {"smoke", "quick", "full"}
     for profile in profiles:
         chapter_parameters(profiles, profile, declared)  # raises on any unknown name
-    assert all("data" in names for names in declared.values())
+    assert all({"data", "profile"} <= names for names in declared.values())
 
 
 def chapter_defaults(name: str) -> dict:
@@ -72,7 +85,7 @@ SHARED_MODELS = [  # (chapter that reuses a model, prefix of its parameters, cha
 @pytest.mark.parametrize("user, prefix, trainer, names", SHARED_MODELS)
 def test_chapters_reuse_the_models_earlier_chapters_trained(profile, user, prefix, trainer, names):
     """A later chapter loads an earlier chapter's model from the cache only if its parameters match."""
-    profiles = load_profiles(REPO / "book" / "profiles.yml")
+    profiles = load_profiles()
     trained = {**chapter_defaults(trainer), **profiles[profile].get(trainer, {})}
     reused = {**chapter_defaults(user), **profiles[profile].get(user, {})}
     for name in names:
@@ -90,3 +103,82 @@ def test_chapters_reuse_the_models_earlier_chapters_trained(profile, user, prefi
 def test_papermill_reads_every_parameter_a_chapter_assigns(chapter):
     """A line papermill cannot parse (an '=' in a comment, say) is silently not a parameter."""
     assert declared_parameters(REPO / "book" / f"{chapter}.ipynb") == set(chapter_defaults(chapter))
+
+
+# --- a chapter run by hand: select_profile in its set-up cell ---------------------------------
+
+CHAPTERS = ["01_background", "02_unet", "03_vaegan", "04_comparison"]
+
+
+@pytest.fixture
+def accelerator(monkeypatch):
+    """Set whether the chapter "finds" a GPU, without asking TensorFlow."""
+    def pretend(found: bool):
+        monkeypatch.setattr("inpaintlib.device.has_accelerator", lambda: found)
+    return pretend
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_auto_keeps_the_cells_values_on_a_cpu(chapter, accelerator, capsys):
+    accelerator(False)
+    values = chapter_defaults(chapter)
+    assert select_profile(chapter, "auto", values) == "cell"
+    assert values == chapter_defaults(chapter)
+    assert capsys.readouterr().out == "Profile: this cell's values (quick, no GPU found)\n"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_auto_applies_the_full_profile_on_a_gpu(chapter, accelerator, capsys):
+    accelerator(True)
+    values = chapter_defaults(chapter)
+    assert select_profile(chapter, "auto", values) == "full"
+    full = load_profiles()["full"][chapter]
+    assert full and values == {**chapter_defaults(chapter), **full}
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith('Profile: full (a GPU or TPU was found; set profile = "cell" to keep this cell\'s values): ')
+    assert all(f"{name} = {value!r}" in line for name, value in full.items())
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_a_named_profile_applies_its_values_on_any_device(profile, accelerator, capsys):
+    accelerator(profile != "full")  # full on a CPU, smoke and quick on a GPU: as asked
+    values = chapter_defaults("03_vaegan")
+    assert select_profile("03_vaegan", profile, values) == profile
+    assert values == {**chapter_defaults("03_vaegan"), **load_profiles()[profile]["03_vaegan"]}
+    assert capsys.readouterr().out.startswith(f"Profile: {profile}")
+
+
+def test_cell_changes_nothing_even_on_a_gpu(accelerator, capsys):
+    accelerator(True)
+    values = chapter_defaults("02_unet")
+    assert select_profile("02_unet", "cell", values) == "cell"
+    assert values == chapter_defaults("02_unet")
+    assert capsys.readouterr().out == 'Profile: the parameters as set above (profile = "cell")\n'
+
+
+def test_unknown_profile_or_name_in_select_profile_is_an_error():
+    with pytest.raises(ConfigError, match="unknown profile 'huge': use one of auto, cell, smoke, quick, full"):
+        select_profile("02_unet", "huge", chapter_defaults("02_unet"))
+    with pytest.raises(ConfigError, match="profile 'smoke' sets stesp, which 02_unet does not have"):
+        select_profile("02_unet", "smoke", {"steps": 1}, {"smoke": {"02_unet": {"stesp": 2}}})
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_a_book_build_runs_the_profile_it_was_given_on_a_gpu_too(chapter, accelerator, capsys):
+    """papermill puts the injected values after the parameters cell; the set-up cell must keep them."""
+    accelerator(True)
+    declared = {name: declared_parameters(REPO / "book" / f"{name}.ipynb") for name in CHAPTERS}
+    first = sorted(declared[chapter] - {"profile", "data"})[0]
+    injected = chapter_parameters(load_profiles(), "smoke", declared, overrides={first: 7})[chapter]
+    assert injected["profile"] == "cell" and injected[first] == 7
+    values = {**chapter_defaults(chapter), **injected}
+    select_profile(chapter, values["profile"], values)
+    assert values == {**chapter_defaults(chapter), **injected}
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_each_chapter_selects_its_profile_right_after_its_parameters(chapter):
+    cells = json.loads((REPO / "book" / f"{chapter}.ipynb").read_text())["cells"]
+    index = next(i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", []))
+    assert f'select_profile("{chapter}", profile, globals())' in "".join(cells[index + 1]["source"])
+    assert chapter_defaults(chapter)["profile"] == "auto"
