@@ -326,6 +326,8 @@ def load_trained(path: str | Path) -> TrainedModel:
     except (json.JSONDecodeError, TypeError) as error:
         raise ConfigError(f"{path} holds a damaged model ({CONFIG_FILE} or {HISTORY_FILE} is not valid: {error}): "
                           f"train it again") from None
+    if config.model in MODEL_KINDS:
+        _builder(config.model)  # imports the model's module, which registers its classes (VAEGAN) with Keras
     try:
         model = keras.saving.load_model(path / MODEL_FILE)
     except (OSError, ValueError) as error:

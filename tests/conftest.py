@@ -51,6 +51,32 @@ def build(root: Path, env_update: dict, *args: str) -> subprocess.CompletedProce
     return result
 
 
+def glued(notebook: Path, name: str):
+    """The value a chapter glued under ``name`` (myst-nb ``glue`` of a JSON string), from its outputs."""
+    import ast
+    import json
+
+    import nbformat
+
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            if output.get("metadata", {}).get("scrapbook", {}).get("name") == name:
+                # glue(display=False) stores it under a prefixed MIME type, application/papermill.record/...
+                text = next(value for key, value in output["data"].items() if key.endswith("text/plain"))
+                return json.loads(ast.literal_eval(text))
+    raise AssertionError(f"{notebook.name} glued nothing named {name!r}")
+
+
+def execute_chapter(name: str, target: Path, **parameters) -> Path:
+    """Run one chapter with papermill, as a reader changing its parameters would; the executed copy."""
+    import papermill
+
+    output = target / f"{name}.ipynb"
+    papermill.execute_notebook(str(REPO / "book" / f"{name}.ipynb"), str(output), parameters=parameters,
+                               cwd=str(target), kernel_name="python3", progress_bar=False)
+    return output
+
+
 @pytest.fixture(scope="session")
 def smoke_book(tmp_path_factory) -> Path:
     """The smoke book on synthetic faces, built once per test session; its root folder.

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
-from conftest import build, copy_book
+import math
+import subprocess
+import sys
+
+from conftest import build, copy_book, execute_chapter, glued
 
 pytestmark = pytest.mark.slow
 
@@ -68,3 +73,54 @@ def test_smoke_build_shows_real_faces_when_celeba_dir_is_set(tmp_path, celeba_sa
     assert f"CelebA ({celeba_sample})" in html
     assert "synthetic faces (a stand-in" not in html
     assert_images_render(root, html)
+
+
+def test_a_chapter_run_with_changed_parameters_changes_its_results_and_keeps_them_valid(smoke_book, tmp_path):
+    # An assignment: chapter 2 without the mask channel, trained on random boxes, scored as before.
+    changed = execute_chapter("02_unet", tmp_path, profile="smoke", mask_channel=False, mask="random-box")
+    before = {row["method"]: row for row in glued(smoke_book / "_build" / "executed" / "book" / "02_unet.ipynb",
+                                                  "unet_scores")}
+    after = {row["method"]: row for row in glued(changed, "unet_scores")}
+    assert set(after) == set(before) == {"U-Net", "telea", "navier-stokes", "biharmonic", "mean"}
+    assert after["U-Net"]["psnr_hole"] != before["U-Net"]["psnr_hole"], "a different model scores differently"
+    for method in ("telea", "navier-stokes", "biharmonic", "mean"):  # same faces and holes: same scores
+        for metric in ("psnr_hole", "ssim", "l1_hole", "sharpness"):
+            assert after[method][metric] == pytest.approx(before[method][metric], abs=1e-9), (method, metric)
+    for row in after.values():
+        assert row["n"] == before["U-Net"]["n"]
+        assert 0 < row["psnr_hole"] < 100 and -1 <= row["ssim"] <= 1 and 0 <= row["l1_hole"] <= 1
+        assert math.isfinite(row["sharpness"]) and row["sharpness"] >= 0
+    # The chapter said which parameters it ran with.
+    text = changed.read_text()
+    assert "Profile: smoke" in text and "mask_channel = False" in text
+
+
+@pytest.mark.parametrize("method", ["U-Net", "VAE-GAN", "biharmonic"])
+def test_comparison_table_matches_inpaint_evaluate_on_real_faces(method, comparison_on_sample):
+    executed, sample = comparison_on_sample
+    table = glued(executed, "comparison")
+    row = next(r for r in table["means"] if r["condition"] == "center 0.5" and r["method"] == method)
+    model = table["models"].get(method, method)  # a network's folder, or a baseline's name
+    command = [sys.executable, "-m", "inpaintlib.cli", "evaluate", "--model", model, "--data", f"celeba:{sample}",
+               "--split", "test", "--mask", "center", "--limit", "16", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads(result.stdout)
+    assert scores["n"] == 16
+    for metric in ("psnr_hole", "ssim", "l1_hole", "sharpness", "diversity"):
+        assert scores[metric] == pytest.approx(row[metric], rel=1e-5, abs=1e-6), metric
+
+
+@pytest.fixture(scope="module")
+def comparison_on_sample(tmp_path_factory):
+    """Chapter 4 at the smoke profile's size on 16 real test faces, centre holes: its executed copy."""
+    from conftest import SAMPLE
+
+    if not (SAMPLE / "list_eval_partition.txt").is_file():
+        pytest.skip(f"the real CelebA sample is not at {SAMPLE} (set CELEBA_SAMPLE to use another)")
+    folder = tmp_path_factory.mktemp("comparison")
+    with pytest.MonkeyPatch.context() as patch:  # one cache for the chapter and the evaluate commands after it
+        patch.setenv("INPAINTLIB_CACHE", str(folder / "cache"))
+        executed = execute_chapter("04_comparison", folder, profile="smoke", data=f"celeba:{SAMPLE}",
+                                   mask_kinds="center", holes="0.5")
+    return executed, SAMPLE

@@ -65,3 +65,24 @@ def test_train_evaluate_and_fill_a_model(tmp_path, capsys):
     result = run_inpaint("fill", str(face), "--model", str(out), "--mask", str(wrong), "-o", str(tmp_path / "x.png"))
     assert_one_line_error(result, "is 64x64 but the images are 32x32")
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow
+def test_a_vaegan_directory_evaluates_and_fills_in_a_fresh_process(tmp_path):
+    # Each command is a new process that never imported inpaintlib.vaegan: loading must register VAEGAN itself.
+    out = tmp_path / "vaegan"
+    trained = run_inpaint("train", "vaegan", "--data", "synthetic", "--image-size", "32", "--steps", "4",
+                          "--batch-size", "4", "--limit", "16", "--latent-dim", "8", "--base-filters", "4",
+                          "--checkpoint-every", "2", "--out", out)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    evaluated = run_inpaint("evaluate", "--model", out, "--data", "synthetic", "--limit", "4", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    result = json.loads(evaluated.stdout)
+    assert result["method"] == "VAE-GAN" and result["n"] == 4 and result["diversity"] > 0
+
+    face = tmp_path / "face.png"
+    Image.fromarray(face_like(2, width=64, height=64)).save(face)
+    filled = run_inpaint("fill", face, "--model", out, "--samples", "2", "-o", tmp_path / "fill.png")
+    assert filled.returncode == 0, filled.stderr[-2000:]
+    first, second = (np.asarray(Image.open(tmp_path / f"fill-{i}.png")) for i in (1, 2))
+    assert first.shape == (32, 32, 3) and not np.array_equal(first, second), "two draws, two fills"
