@@ -13,8 +13,13 @@ import hashlib
 import io
 import json
 import os
+import re
+import shutil
+import sys
 import tempfile
+import threading
 import warnings
+import weakref
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +39,9 @@ IMAGE_DIR = "img_align_celeba"
 PARTITION_FILES = ("list_eval_partition.txt", "list_eval_partition.csv")
 CACHE_ENV = "INPAINTLIB_CACHE"
 CELEBA_ENV = "CELEBA_DIR"
+MEMORY_BUDGET_ENV = "INPAINTLIB_MEMORY_BUDGET"
+#: How open_images holds a split: chosen by the memory budget, or forced.
+DATA_MODES = ("auto", "memory", "stream")
 # Bump when decoding or generation changes, so stale caches are not reused.
 _CACHE_VERSION = 1
 # PIL signals a broken file with any of these, depending on the format.
@@ -155,9 +163,7 @@ def load_images(
         key = {"source": "celeba", **archive.fingerprint()}
         label = "celeba"
         build = lambda: _decode_split(archive, split, image_size, limit)  # noqa: E731
-    key.update(split=split, image_size=image_size, limit=limit, version=_CACHE_VERSION)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    name = f"{label}-{split}-{image_size}px-{limit or 'all'}-{digest}.npy"
+    name = _cache_name(label, key, split, image_size, limit) + ".npy"
     return _cached(cache_root(cache_dir) / "images" / name, build, image_size)
 
 
@@ -170,6 +176,13 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("inpaintlib"))
+
+
+def _cache_name(label: str, key: dict, split: str, image_size: int, limit: int | None) -> str:
+    """A cache entry's name: readable, plus a hash of everything that shaped its content."""
+    key = {**key, "split": split, "image_size": image_size, "limit": limit, "version": _CACHE_VERSION}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{label}-{split}-{image_size}px-{limit or 'all'}-{digest}"
 
 
 def _check_arguments(split: str, image_size: int, limit: int | None) -> None:
@@ -260,9 +273,16 @@ class _CelebaArchive:
     def image_dir(self) -> Path:
         return Path(next(iter(self.images.values()))).parent if self.images else self.path
 
-    def read_partition(self) -> str:
+    def read(self, name: str) -> bytes:
+        """The bytes of one image, by its name in the partition file."""
+        location = self.images[name]
+        return _zip_reader(str(self.path)).read(location) if self.is_zip else Path(location).read_bytes()
+
+    def split_names(self) -> dict[str, list[str]]:
+        """The file names of each split, in the partition file's order."""
         raw = _zip_reader(str(self.path)).read(self.partition_name) if self.is_zip else (self.path / self.partition_name).read_bytes()
-        return raw.decode("utf-8", errors="replace")
+        where = f"{self.path}:{self.partition_name}" if self.is_zip else f"{self.path}/{self.partition_name}"
+        return _parse_partition(raw.decode("utf-8", errors="replace"), where)
 
 
 def _open_celeba(path: Path) -> _CelebaArchive:
@@ -327,18 +347,17 @@ def _parse_partition(text: str, source: str) -> dict[str, list[str]]:
     return names
 
 
-def _decode_split(archive: _CelebaArchive, split: str, image_size: int, limit: int | None) -> np.ndarray:
-    source = f"{archive.path}:{archive.partition_name}" if archive.is_zip else f"{archive.path}/{archive.partition_name}"
-    listed = _parse_partition(archive.read_partition(), source)[split]
+def _split_names(archive: _CelebaArchive, split: str, limit: int | None) -> list[str]:
+    """The files of a split that exist, in order, ``limit`` applied; missing ones counted in a warning."""
+    listed = archive.split_names()[split]
     present = [name for name in listed if name in archive.images]
     missing = [name for name in listed if name not in archive.images]
     if missing:
         warnings.warn(
             f"{len(missing)} of the {len(listed)} {split} files named in {archive.partition_name} "
-            f"are missing from {archive.path} and were skipped: {', '.join(missing[:5])}"
-            + (" ..." if len(missing) > 5 else ""),
+            f"are missing from {archive.path} and were skipped: {_first_names(missing)}",
             DataWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     if limit is not None:
         present = present[:limit]
@@ -348,13 +367,21 @@ def _decode_split(archive: _CelebaArchive, split: str, image_size: int, limit: i
             f"{split} image (partition {SPLITS[split]}) that exists in {IMAGE_DIR}/. Check that "
             f"the partition file belongs to these images"
         )
+    return present
 
+
+def _first_names(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+
+
+def _decode_split(archive: _CelebaArchive, split: str, image_size: int, limit: int | None) -> np.ndarray:
+    present = _split_names(archive, split, limit)
     images, ok = _decode_all(archive, present, image_size, f"Decoding CelebA {split}")
     if not ok.all():
         bad = [name for name, good in zip(present, ok) if not good]
         warnings.warn(
             f"skipped {len(bad)} of {len(present)} {split} images that could not be decoded "
-            f"(corrupt, truncated or not images): {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else ""),
+            f"(corrupt, truncated or not images): {_first_names(bad)}",
             DataWarning,
             stacklevel=4,
         )
@@ -369,13 +396,9 @@ def _decode_all(archive: _CelebaArchive, names: list[str], image_size: int, desc
     ok = np.zeros(len(names), bool)
 
     def decode(i: int) -> None:
-        location = archive.images[names[i]]
-        try:
-            data = _zip_reader(str(archive.path)).read(location) if archive.is_zip else Path(location).read_bytes()
-            images[i] = decode_image(data, image_size)
-            ok[i] = True
-        except _DECODE_ERRORS:
-            pass
+        image = _decode_file(archive, names[i], image_size)
+        if image is not None:
+            images[i], ok[i] = image, True
 
     # Threads suffice: OpenCV's JPEG decoder and file reads release the GIL.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -383,6 +406,14 @@ def _decode_all(archive: _CelebaArchive, names: list[str], image_size: int, desc
         for _ in tqdm(done, total=len(names), desc=description, unit="img", disable=len(names) < 2000, mininterval=1.0):
             pass
     return images, ok
+
+
+def _decode_file(archive: _CelebaArchive, name: str, image_size: int) -> np.ndarray | None:
+    """One image decoded, or None where its file cannot be read or decoded (the caller skips it)."""
+    try:
+        return decode_image(archive.read(name), image_size)
+    except _DECODE_ERRORS:
+        return None
 
 
 @functools.lru_cache(maxsize=2)
@@ -466,11 +497,278 @@ def _square(pixels: np.ndarray, image_size: int) -> np.ndarray:
     return cv2.resize(square, (image_size, image_size), interpolation=interpolation)
 
 
+# --- a split too large for memory: streamed -----------------------------------
+
+
+def open_images(
+    spec: str | DataSource = "auto",
+    split: str = "train",
+    image_size: int = 64,
+    limit: int | None = None,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    mode: str = "auto",
+    memory_budget: int | None = None,
+    stream_cache: bool = True,
+):
+    """One split of faces for training: in memory when it fits, streamed from its files when not.
+
+    The decoded split takes ``n * image_size**2 * 3`` bytes: full CelebA is
+    2.5 GB at 64x64 but 10 GB at 128x128. Below the memory budget the split is
+    decoded into an array (:func:`load_images`); above it, an
+    :class:`ImageStream` decodes the files inside the tf.data pipeline. One
+    line on stderr says which, and why (stdout stays free for ``--json``
+    output and benchmarks).
+
+    Parameters
+    ----------
+    spec, split, image_size, limit, cache_dir, seed
+        As for :func:`load_images`.
+    mode : {"auto", "memory", "stream"}
+        ``"auto"`` compares the decoded size with the memory budget. Synthetic
+        faces are generated in memory whatever the mode.
+    memory_budget : int, optional
+        Bytes of decoded images to hold in memory at most; by default
+        :func:`default_memory_budget`.
+    stream_cache : bool
+        Whether a stream caches its decoded images on disk (under ``cache_dir``)
+        during its first full pass, so that later passes and later runs read
+        them instead of decoding again.
+
+    Returns
+    -------
+    numpy.ndarray or ImageStream
+        Either goes to :func:`make_dataset`.
+
+    Examples
+    --------
+    >>> faces = open_images("synthetic", "test", image_size=32, limit=4)
+    >>> faces.shape
+    (4, 32, 32, 3)
+    """
+    source = spec if isinstance(spec, DataSource) else parse_data_spec(spec)
+    _check_arguments(split, image_size, limit)
+    if mode not in DATA_MODES:
+        raise DataError(f"unknown data mode {mode!r}: use one of {', '.join(DATA_MODES)}")
+    shape = f"{image_size}x{image_size}"
+    if source.is_synthetic:
+        images = load_images(source, split, image_size, limit, cache_dir, seed)
+        print(f"Data: synthetic faces, {split}: {len(images):,} images of {shape} in memory "
+              f"(generated, never streamed)", file=sys.stderr)
+        return images
+    archive = _open_celeba(source.path)
+    listed = len(archive.split_names()[split])
+    size = min(listed, limit or listed) * image_size * image_size * 3
+    budget = default_memory_budget() if memory_budget is None else memory_budget
+    streamed = mode == "stream" or (mode == "auto" and size > budget)
+    why = f"mode {mode!r}" if mode != "auto" else f"{_human(size)} decoded, memory budget {_human(budget)}"
+    if not streamed:
+        print(f"Data: CelebA {split}, {min(listed, limit or listed):,} images of {shape}, in memory ({why})",
+              file=sys.stderr)
+        return load_images(source, split, image_size, limit, cache_dir)
+    folder = cache_root(cache_dir) / "stream" if stream_cache else None
+    stream = ImageStream(archive, split, _split_names(archive, split, limit), image_size, folder, limit)
+    cached = f"decoded images cached on disk in {folder} during the first pass" if folder else "decoded every pass"
+    print(f"Data: CelebA {split}, {len(stream):,} images of {shape}, streamed from the files ({why}; "
+          f"${MEMORY_BUDGET_ENV} sets the budget); {cached}", file=sys.stderr)
+    return stream
+
+
+def default_memory_budget() -> int:
+    """Bytes of decoded images :func:`open_images` holds in memory: ``$INPAINTLIB_MEMORY_BUDGET``
+    (bytes, or a size such as ``4G`` or ``500M``; ``0`` streams every CelebA split), else a
+    quarter of the memory available now.
+
+    A quarter, because the array may exist twice (NumPy's and the pipeline's copy) and
+    the model, TensorFlow and the rest of the machine need the remainder.
+    """
+    text = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
+    if not text:
+        return _available_memory() // 4
+    match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*([kmgt]?)i?b?", text.lower())
+    if not match:
+        raise DataError(f"${MEMORY_BUDGET_ENV}={text!r} is not a size: give bytes or a size such as 4G or 500M "
+                        f"(0 streams every CelebA split)")
+    return int(float(match[1]) * 1024 ** " kmgt".index(match[2] or " "))
+
+
+def _available_memory() -> int:
+    """Bytes of memory available now: Linux's MemAvailable, capped by a container's limit."""
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+        # /proc/meminfo shows the host's memory; a container's own limit (cgroup v2) may be lower.
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            available = min(available, max(0, int(limit) - used))
+    except (OSError, ValueError, StopIteration):
+        pass
+    if available is None:  # not Linux: half the physical memory, or 8 GiB where even that is unknown
+        try:
+            available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+        except (ValueError, OSError, AttributeError):
+            available = 8 << 30
+    return available
+
+
+def _human(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+
+
+class ImageStream:
+    """A CelebA split read and decoded inside tf.data, for splits too large to hold in memory.
+
+    :func:`open_images` makes one when the decoded split exceeds the memory
+    budget; :func:`make_dataset` takes it wherever it takes an array. Each
+    image comes out exactly as :func:`load_images` decodes it: the same
+    decoder runs on the file, in a parallel ``map`` of the pipeline.
+
+    A file that cannot be decoded is left out of the stream and named in
+    ``skipped``; the first one also raises a :class:`DataWarning` (the
+    in-memory path warns once, before training, naming them all). A pass
+    that reads a disk cache written by an earlier run decodes nothing, so
+    finds none.
+
+    The disk cache is tf.data's own, read sequentially (kind to a disk the
+    split does not fit beside in memory), one per split and size, kept in
+    ``cache_dir/stream/``. One pipeline at a time writes it, under a kernel
+    lock that dies with its holder, so that a killed run leaves nothing that
+    blocks the next.
+
+    Attributes
+    ----------
+    names : list of str
+        The split's files, in the partition file's order, ``limit`` applied.
+    image_size : int
+    skipped : list of str
+        Files found undecodable so far.
+    """
+
+    #: Files decoded per call of the Python decoder: enough to amortise the call, small enough to spread over cores.
+    CHUNK = 16
+    #: Bytes of decoded images a shuffle buffer may hold behind a disk cache.
+    SHUFFLE_BYTES = 256 << 20
+
+    def __init__(self, archive: _CelebaArchive, split: str, names: list[str], image_size: int,
+                 cache_folder: Path | None = None, limit: int | None = None):
+        self.archive, self.split, self.names, self.image_size = archive, split, names, image_size
+        self.cache_folder, self.limit = cache_folder, limit
+        self.skipped: list[str] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the decoded split, were it held in memory."""
+        return len(self.names) * self.image_size * self.image_size * 3
+
+    def dataset(self, shuffle: bool = False, seed: int = 0):
+        """A tf.data.Dataset of uint8 (S, S, 3) images, one pass over the split.
+
+        In file order without ``shuffle``. With it and no disk cache, each pass
+        reads the files in a fresh order drawn from ``seed``. With a disk cache,
+        the first pass writes it and later passes (and later runs) read it; it
+        holds the split in one fixed random order, which serves every seed, and
+        each pass reshuffles it through a buffer of :attr:`SHUFFLE_BYTES`.
+        """
+        import tensorflow as tf
+
+        cache = self._disk_cache() if shuffle else None
+        order = tf.data.Dataset.range(len(self.names))
+        if shuffle:
+            fresh = cache is None
+            order = order.shuffle(len(self.names), seed=seed if fresh else 0, reshuffle_each_iteration=fresh)
+        size = self.image_size
+
+        def decode(indices):
+            images, ok = tf.numpy_function(self._decode, [indices], (tf.uint8, tf.bool), stateful=False)
+            images.set_shape([None, size, size, 3])
+            return tf.boolean_mask(images, tf.ensure_shape(ok, [None]))
+
+        # Deterministic: the same seed gives the same order however many cores decode.
+        images = order.batch(self.CHUNK).map(decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        if cache is not None:
+            prefix, writer_lock = cache
+            images = images.cache(prefix)
+            if writer_lock is not None:  # held while the pipeline lives: its cache is being written
+                weakref.finalize(images, writer_lock.close)
+            if shuffle:
+                buffer = max(1, min(len(self.names), self.SHUFFLE_BYTES // (size * size * 3)))
+                images = images.shuffle(buffer, seed=seed)
+        return images
+
+    def _decode(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decode files by index: (images, ok), ok False where a file could not be decoded."""
+        images = np.zeros((len(indices), self.image_size, self.image_size, 3), np.uint8)
+        ok = np.zeros(len(indices), bool)
+        for row, index in enumerate(indices):
+            image = _decode_file(self.archive, self.names[index], self.image_size)
+            if image is None:
+                self._skip(self.names[index])
+            else:
+                images[row], ok[row] = image, True
+        return images, ok
+
+    def _skip(self, name: str) -> None:
+        with self._lock:
+            if name in self.skipped:
+                return
+            self.skipped.append(name)
+            first, all_bad = len(self.skipped) == 1, len(self.skipped) == len(self.names)
+        if first:
+            warnings.warn(
+                f"skipped {name} of the {self.split} split: it could not be decoded (corrupt, truncated or not "
+                f"an image). Streaming goes on without it, and without any other such file: "
+                f"ImageStream.skipped lists them",
+                DataWarning,
+                stacklevel=2,
+            )
+        if all_bad:
+            raise DataError(f"none of the {self.split} images of {self.archive.path} could be decoded: "
+                            f"check that they are JPEG or PNG files")
+
+    def _disk_cache(self) -> tuple[str, object] | None:
+        """tf.data's cache file prefix and the writer's lock (None when reading a complete cache),
+        or None where no disk cache can be used now."""
+        if self.cache_folder is None:
+            return None
+        key = {"source": "celeba", **self.archive.fingerprint()}
+        folder = self.cache_folder / _cache_name("celeba", key, self.split, self.image_size, self.limit)
+        prefix = folder / "images"
+        if prefix.with_name("images.index").is_file():
+            return str(prefix), None  # complete: any number of pipelines may read it
+        lock = None
+        try:
+            import fcntl  # POSIX only: elsewhere streams decode every pass
+
+            folder.mkdir(parents=True, exist_ok=True)
+            if shutil.disk_usage(folder).free < 1.1 * self.nbytes:
+                raise OSError("not enough free disk space")
+            lock = open(folder / "writer.lock", "w")
+            # The kernel drops this lock when its holder dies: a lock file alone would outlive a killed run.
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (ImportError, OSError) as error:
+            if lock is not None:
+                lock.close()
+            reason = "another pipeline is writing it now" if isinstance(error, BlockingIOError) else str(error)
+            warnings.warn(f"decoded images are not cached on disk in {folder} ({reason}): every pass decodes "
+                          f"the files again", DataWarning, stacklevel=3)
+            return None
+        # This pipeline is the only writer: what a killed one left (tf.data's lock file, partial data) goes.
+        for leftover in folder.glob("images*"):
+            leftover.unlink()
+        return str(prefix), lock
+
+
 # --- tf.data pipelines -----------------------------------------------------
 
 
 def make_dataset(
-    images: np.ndarray,
+    images,
     mask="center",
     batch_size: int = 32,
     shuffle: bool = True,
@@ -482,12 +780,13 @@ def make_dataset(
 
     Parameters
     ----------
-    images : numpy.ndarray
-        uint8 (N, H, W, 3) images.
+    images : numpy.ndarray or ImageStream
+        uint8 (N, H, W, 3) images, or a split streamed from its files (see
+        :func:`open_images`), which is decoded inside the pipeline.
     mask : str or numpy.ndarray
         A mask kind (``"center"``, ``"random-box"``, ``"free-form"``), drawn
         afresh for every batch inside the pipeline, or fixed float32 masks
-        (N, H, W, 1) that go with ``images`` (evaluation).
+        (N, H, W, 1) that go with an array of ``images`` (evaluation).
     batch_size : int
     shuffle : bool
         Shuffle the images each epoch.
@@ -514,40 +813,50 @@ def make_dataset(
     # Imported here so that loading images and the command line start without TensorFlow.
     import tensorflow as tf
 
-    from inpaintlib.masks import draw_masks
+    from inpaintlib.masks import check_hole, check_mask_kind, draw_masks
 
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
-        raise DataError(f"images must be a non-empty uint8 array (N, H, W, 3), not {images.dtype} {images.shape}")
     if batch_size < 1:
         raise DataError(f"batch_size must be at least 1, not {batch_size}")
     repeat = shuffle if repeat is None else repeat
-    image_size = images.shape[1]
     fixed_masks = None
-    if not isinstance(mask, str):
-        fixed_masks = np.asarray(mask, np.float32)
-        if fixed_masks.shape != images.shape[:3] + (1,):
-            raise DataError(f"fixed masks must have shape {images.shape[:3] + (1,)}, not {fixed_masks.shape}")
-        fixed_masks = tf.constant(fixed_masks)
+    if isinstance(mask, str):
+        check_mask_kind(mask)
+        check_hole(hole)
+    elif isinstance(images, ImageStream):
+        raise DataError("fixed masks go with an array of images: load the split with load_images")
+    if isinstance(images, ImageStream):
+        # A split too large for memory: its files are decoded inside the pipeline.
+        image_size = images.image_size
+        examples = images.dataset(shuffle=shuffle, seed=seed)
+        batches = (examples.repeat() if repeat else examples).batch(batch_size)
+        pick = tf.identity
     else:
-        draw_masks(mask, 1, image_size, seed=(0, 0), hole=hole)  # fail early on an unknown kind
-    pixels = tf.constant(images)
-
-    # Shuffle indices, not images: cheap at any size, and a batch is one gather.
-    indices = tf.data.Dataset.range(len(images))
-    if shuffle:
-        indices = indices.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        indices = indices.repeat()
-    batches = indices.batch(batch_size)
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
+            raise DataError(f"images must be a non-empty uint8 array (N, H, W, 3), not {images.dtype} {images.shape}")
+        image_size = images.shape[1]
+        if not isinstance(mask, str):
+            fixed_masks = np.asarray(mask, np.float32)
+            if fixed_masks.shape != images.shape[:3] + (1,):
+                raise DataError(f"fixed masks must have shape {images.shape[:3] + (1,)}, not {fixed_masks.shape}")
+            fixed_masks = tf.constant(fixed_masks)
+        pixels = tf.constant(images)
+        # Shuffle indices, not images: cheap at any size, and a batch is one gather.
+        indices = tf.data.Dataset.range(len(images))
+        if shuffle:
+            indices = indices.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            indices = indices.repeat()
+        batches = indices.batch(batch_size)
+        pick = lambda index: tf.gather(pixels, index)  # noqa: E731
     batch_seeds = tf.data.Dataset.random(seed=seed)  # one fresh mask seed per batch
 
-    def to_example(index, batch_seed):
-        image = tf.cast(tf.gather(pixels, index), tf.float32) / 255.0
+    def to_example(batch, batch_seed):
+        image = tf.cast(pick(batch), tf.float32) / 255.0
         if fixed_masks is None:
-            holes = draw_masks(mask, tf.shape(index)[0], image_size, seed=tf.stack([batch_seed, seed]), hole=hole)
+            holes = draw_masks(mask, tf.shape(image)[0], image_size, seed=tf.stack([batch_seed, seed]), hole=hole)
         else:
-            holes = tf.gather(fixed_masks, index)
+            holes = tf.gather(fixed_masks, batch)
         return (image * (1.0 - holes), holes), image
 
     dataset = tf.data.Dataset.zip(batches, batch_seeds)

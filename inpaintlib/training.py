@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from inpaintlib.device import has_accelerator
-from inpaintlib.data import cache_root, load_images, make_dataset, resolve_data_spec
+from inpaintlib.data import cache_root, load_images, make_dataset, open_images, resolve_data_spec
 from inpaintlib.errors import ConfigError, InpaintError
 from inpaintlib.masks import check_hole, check_mask_kind, eval_masks
 
@@ -275,7 +275,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     write_json_atomically(out / CONFIG_FILE, config.to_dict())
 
     keras.utils.set_random_seed(config.seed)
-    images = load_images(config.data, "train", config.image_size, limit=config.limit)
+    # In memory when the decoded split fits the memory budget, else streamed from its files; one line says which.
+    images = open_images(config.data, "train", config.image_size, limit=config.limit)
     validation = load_images(config.data, "validation", config.image_size, limit=config.validation_images)
     train_data = make_dataset(images, config.mask, config.batch_size, seed=config.seed, hole=config.hole)
     validation_masks = eval_masks(config.mask, len(validation), config.image_size, hole=config.hole)
