@@ -52,6 +52,19 @@ class DataWarning(UserWarning):
     """Something in the data was skipped or replaced; the message says what."""
 
 
+_format_warning = warnings.formatwarning
+
+
+def _format_data_warning(message, category, filename, lineno, line=None):
+    # A DataWarning speaks to the reader: its message alone, without the library line that raised it.
+    if issubclass(category, DataWarning):
+        return f"{category.__name__}: {message}\n"
+    return _format_warning(message, category, filename, lineno, line)
+
+
+warnings.formatwarning = _format_data_warning
+
+
 @dataclass(frozen=True)
 class DataSource:
     """Where images come from: ``kind`` is ``"celeba"`` or ``"synthetic"``."""
