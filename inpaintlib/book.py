@@ -4,14 +4,23 @@ Chapters are committed without outputs. ``build_book`` copies the book into a
 staging folder (``_build/executed/``), executes every notebook there with a
 profile's parameters, and runs ``jupyter-book build`` on it with execution off
 and warnings as errors, so the HTML lands in ``_build/html/``.
+
+An executed chapter is kept in ``_build/chapters/``, keyed by everything that
+shapes its run: the notebook, its parameters, the library's source, the data
+it resolves to, and the versions of TensorFlow and Keras. A rebuild that
+changes none of them re-renders the chapter without running it again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import yaml
@@ -70,6 +79,7 @@ def build_book(
     overrides: dict | None = None,
     root: str | Path | None = None,
     html: bool = True,
+    rerun: bool = False,
 ) -> Path:
     """Execute every chapter with a profile's parameters, then build the HTML.
 
@@ -86,6 +96,8 @@ def build_book(
         The book's folder; see :func:`find_book_root`.
     html : bool
         Build the HTML after executing (False: only execute the chapters).
+    rerun : bool
+        Execute every chapter, even one whose last run is still current.
 
     Returns
     -------
@@ -106,8 +118,15 @@ def build_book(
         shutil.copy2(root / name, staging / name)
     shutil.copytree(root / "book", staging / "book", ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
 
+    kept = root / "_build" / "chapters"
+    kept.mkdir(parents=True, exist_ok=True)
     for chapter in chapters:
         target = staging / chapter.relative_to(root)
+        executed = kept / f"{chapter.stem}-{run_key(chapter, parameters[chapter.stem])}.ipynb"
+        if executed.is_file() and not rerun:
+            shutil.copy2(executed, target)
+            print(f"{chapter.relative_to(root)}: unchanged since its last run, not executed again", flush=True)
+            continue
         print(f"Executing {chapter.relative_to(root)} ({profile} profile) ...", flush=True)
         started = time.perf_counter()
         try:
@@ -122,6 +141,11 @@ def build_book(
                 f"{chapter.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue} "
                 f"(the executed notebook is {target})"
             ) from None
+        for stale in kept.glob(f"{chapter.stem}-*.ipynb"):
+            stale.unlink()
+        temporary = executed.with_suffix(".tmp")
+        shutil.copy2(target, temporary)
+        os.replace(temporary, executed)  # atomically: a killed build never leaves half a chapter to reuse
         print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
     if not html:
         return staging
@@ -133,3 +157,22 @@ def build_book(
     index = root / "_build" / "html" / "index.html"
     print(f"The book is in {index}")
     return index
+
+
+def run_key(chapter: Path, parameters: dict) -> str:
+    """A hash of everything that shapes a chapter's run; equal keys, equal chapters (timings aside)."""
+    import keras
+    import tensorflow as tf
+
+    from inpaintlib.data import DataWarning, resolve_data_spec
+
+    digest = hashlib.sha256(chapter.read_bytes())
+    digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+    with warnings.catch_warnings():  # the chapter itself says which data it runs on
+        warnings.simplefilter("ignore", DataWarning)
+        # The data the chapter will read: "auto" follows $CELEBA_DIR.
+        digest.update(resolve_data_spec(str(parameters.get("data", "auto"))).encode())
+    digest.update(f"{tf.__version__} {keras.__version__}".encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).with_name("profiles.yml")]:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]

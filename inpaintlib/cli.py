@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="set a chapter parameter, e.g. -p n_faces 32 (repeatable)")
     book.add_argument("--root", help="the book's folder (default: the working folder)")
     book.add_argument("--no-html", action="store_true", help="only execute the chapters")
+    book.add_argument("--rerun", action="store_true",
+                      help="execute every chapter, even one whose last run (in _build/chapters/) is still current")
 
     data = commands.add_parser("data", help="load a data source and report its splits, or set CelebA up",
                                description="Load (and cache) each split of a data source and print its size; "
@@ -234,7 +236,8 @@ def _book(args) -> int:
 
     overrides = {name: parse_value(value) for name, value in args.parameter}
     try:
-        build_book(args.profile, data=args.data, overrides=overrides, root=args.root, html=not args.no_html)
+        build_book(args.profile, data=args.data, overrides=overrides, root=args.root, html=not args.no_html,
+                   rerun=args.rerun)
     except ChapterError as error:
         print(f"inpaint: {error}", file=sys.stderr)
         return 1

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
-
-import pytest
 import math
+import re
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from conftest import build, copy_book, execute_chapter, glued
 
@@ -124,3 +125,15 @@ def comparison_on_sample(tmp_path_factory):
         executed = execute_chapter("04_comparison", folder, profile="smoke", data=f"celeba:{SAMPLE}",
                                    mask_kinds="center", holes="0.5")
     return executed, SAMPLE
+
+
+def test_a_rebuild_runs_only_the_chapters_whose_inputs_changed(smoke_book, tmp_path):
+    root = copy_book(tmp_path)
+    shutil.copytree(smoke_book / "_build" / "chapters", root / "_build" / "chapters")
+    env = {"CELEBA_DIR": "", "INPAINTLIB_CACHE": str(tmp_path / "cache")}
+    again = build(root, env).stdout
+    assert again.count("unchanged since its last run, not executed again") == 4, again
+    assert "Executing" not in again
+    assert "synthetic faces (a stand-in" in chapter_html(root), "the kept run is rendered"
+    changed = build(root, env, "-p", "n_faces", "4").stdout  # a parameter of chapter 1 only
+    assert "Executing book/01_background.ipynb" in changed and changed.count("not executed again") == 3, changed
