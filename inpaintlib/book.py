@@ -161,8 +161,7 @@ def build_book(
 
 def run_key(chapter: Path, parameters: dict) -> str:
     """A hash of everything that shapes a chapter's run; equal keys, equal chapters (timings aside)."""
-    import keras
-    import tensorflow as tf
+    from importlib.metadata import version
 
     from inpaintlib.data import DataWarning, resolve_data_spec
 
@@ -172,7 +171,8 @@ def run_key(chapter: Path, parameters: dict) -> str:
         warnings.simplefilter("ignore", DataWarning)
         # The data the chapter will read: "auto" follows $CELEBA_DIR.
         digest.update(resolve_data_spec(str(parameters.get("data", "auto"))).encode())
-    digest.update(f"{tf.__version__} {keras.__version__}".encode())
+    # Installed versions, read without importing TensorFlow into the build process.
+    digest.update(f"{version('tensorflow')} {version('keras')}".encode())
     for source in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).with_name("profiles.yml")]:
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
