@@ -153,6 +153,12 @@ class TrainedModel:
         return np.repeat(self.inpaint(images, masks, batch_size)[None], k, axis=0)
 
 
+#: The strategies pick_strategy made, by device spec: one per process, because a second
+#: MirroredStrategy over the same devices reuses the first one's collective keys, and the next
+#: model, whose gradients have other shapes, fails in its first step.
+_STRATEGIES: dict[str, tf.distribute.Strategy] = {}
+
+
 def pick_strategy(devices: str | None = None) -> tf.distribute.Strategy:
     """The devices to train on, as a tf.distribute strategy.
 
@@ -168,19 +174,22 @@ def pick_strategy(devices: str | None = None) -> tf.distribute.Strategy:
         starts computing). None reads ``$INPAINTLIB_DEVICES``, then ``"auto"``.
 
     Under several devices ``batch_size`` stays the *global* batch: each of N
-    replicas gets ``batch_size / N`` examples of every step.
+    replicas gets ``batch_size / N`` examples of every step. The same spec gives
+    the same strategy throughout a process.
     """
     spec = (os.environ.get(DEVICES_ENV, "") if devices is None else str(devices)).strip().lower() or "auto"
+    if spec in _STRATEGIES:
+        return _STRATEGIES[spec]
     if spec == "auto":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
-            return tf.distribute.TPUStrategy(resolver)
+            return _STRATEGIES.setdefault(spec, tf.distribute.TPUStrategy(resolver))
         except (ValueError, RuntimeError, tf.errors.NotFoundError, tf.errors.UnavailableError):
             pass
         if len(tf.config.list_logical_devices("GPU")) > 1:
-            return tf.distribute.MirroredStrategy()
+            return _STRATEGIES.setdefault(spec, tf.distribute.MirroredStrategy())
         return tf.distribute.get_strategy()
     if spec == "one":
         return tf.distribute.get_strategy()
@@ -194,7 +203,7 @@ def pick_strategy(devices: str | None = None) -> tf.distribute.Strategy:
     if len(found) < n:
         raise ConfigError(f"devices {spec!r}: TensorFlow sees only {len(found)} {kind.upper()} device(s); "
                           f"ask for at most {len(found)}, or use auto")
-    return tf.distribute.MirroredStrategy([device.name for device in found[:n]])
+    return _STRATEGIES.setdefault(spec, tf.distribute.MirroredStrategy([device.name for device in found[:n]]))
 
 
 def _split_cpu(n: int) -> None:

@@ -131,3 +131,32 @@ def test_batch_size_must_split_evenly_over_the_replicas(tmp_path):
     with pytest.raises(ConfigError, match="batch-size 8 does not split evenly over 3 devices"):
         train(TrainConfig(data="synthetic", batch_size=8), tmp_path / "run", strategy=three)
     assert not (tmp_path / "run").exists()
+
+
+#: Trains a U-Net, then a VAE-GAN, then a U-Net again in one process on two CPU devices, the way
+#: chapter 4 trains both models in one kernel; XLA on, as for a long run on one CPU.
+TRAIN_BOTH_MODELS = """
+import sys
+from inpaintlib import training
+
+training.XLA_MIN_STEPS_ON_CPU = 1
+assert training.pick_strategy() is training.pick_strategy("cpu:2"), "one strategy per spec and process"
+for i, model in enumerate(("unet", "vaegan", "unet")):
+    options = {"base_filters": 4, "depth": 2, **({"latent_dim": 4} if model == "vaegan" else {})}
+    config = training.TrainConfig(model=model, data="synthetic", image_size=16, batch_size=4, limit=16,
+                                  validation_images=4, steps=2, checkpoint_every=2, model_options=options)
+    trained = training.train(config, f"{sys.argv[1]}/{i}", verbose=0)
+    print("TRAINED", model, trained.history[-1]["loss"])
+"""
+
+
+def test_both_models_train_one_after_the_other_on_two_devices(tmp_path):
+    """A second MirroredStrategy over the same devices reused the first one's collective keys, and
+    the VAE-GAN after a U-Net failed in its first step ("Shape mismatch in the collective")."""
+    env = {**os.environ, "INPAINTLIB_DEVICES": "cpu:2"}
+    result = subprocess.run([sys.executable, "-c", TRAIN_BOTH_MODELS, str(tmp_path)],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = [line.split() for line in result.stdout.splitlines() if line.startswith("TRAINED")]
+    assert [model for _, model, _ in trained] == ["unet", "vaegan", "unet"]
+    assert all(np.isfinite(float(loss)) for _, _, loss in trained)
