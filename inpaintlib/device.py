@@ -27,12 +27,7 @@ def describe_device() -> str:
 
 
 def has_accelerator() -> bool:
-    """Whether TensorFlow sees a GPU or a TPU.
-
-    Training compiles with XLA only there: on this course's 2-core CPU, XLA
-    trains the U-Net no faster than plain ``fit`` (bench/train.py: 46.9 images/s
-    both ways), and it costs seconds of compilation per chapter.
-    """
+    """Whether TensorFlow sees a GPU or a TPU (where training always compiles with XLA)."""
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU"))

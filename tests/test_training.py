@@ -52,6 +52,24 @@ def test_train_saves_model_config_and_history(tmp_path):
     np.testing.assert_array_equal(filled[masks[..., 0] == 0], images[masks[..., 0] == 0])
 
 
+@pytest.mark.parametrize("model", ["unet", "vaegan"])
+def test_long_runs_train_with_xla_and_predict_without(tmp_path, monkeypatch, model):
+    """On a CPU, XLA compiles the training step of runs long enough to repay it, and only that:
+    prediction would compile anew for every batch size."""
+    import keras
+
+    compiled_with = []
+    fit = keras.Model.fit
+    monkeypatch.setattr(keras.Model, "fit", lambda self, *a, **k: compiled_with.append(self.jit_compile) or fit(self, *a, **k))
+    monkeypatch.setattr(training, "XLA_MIN_STEPS_ON_CPU", 4)
+    tiny = {**TINY, "model_options": {"base_filters": 4, "depth": 2, **({"latent_dim": 4} if model == "vaegan" else {})}}
+    short = train(TrainConfig(model=model, steps=2, checkpoint_every=2, **tiny), tmp_path / "short", verbose=0)
+    long = train(TrainConfig(model=model, steps=4, checkpoint_every=2, **tiny), tmp_path / "long", verbose=0)
+    assert compiled_with == [False, True]
+    assert all(np.isfinite(row["loss"]) for row in short.history + long.history)
+    assert long.model.jit_compile is False and load_trained(tmp_path / "long").model.jit_compile is False
+
+
 def test_out_dir_is_never_overwritten(tmp_path):
     config = TrainConfig(steps=2, checkpoint_every=2, **TINY)
     train(config, tmp_path / "run", verbose=0)

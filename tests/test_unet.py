@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from inpaintlib.errors import ConfigError
-from inpaintlib.unet import build_unet
+from inpaintlib.unet import MaxPool2x2, build_unet
 
 
 def layer_types(model):
@@ -16,7 +16,7 @@ def layer_types(model):
 def test_original_recipe_layers():
     model = build_unet(image_size=32, base_filters=8, depth=3)
     types = layer_types(model)
-    assert types.count("MaxPooling2D") == 3 and types.count("UpSampling2D") == 3
+    assert types.count("MaxPool2x2") == 3 and types.count("UpSampling2D") == 3
     assert types.count("Conv2D") == 2 * 3 + 2 + 2 * 3 + 1, "two convolutions per level, the bottom block, the output"
     convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
     assert all(c.kernel_size == (3, 3) and c.padding == "same" and c.activation.__name__ == "relu" for c in convs[:-1])
@@ -25,6 +25,31 @@ def test_original_recipe_layers():
     assert [c.filters for c in convs[:8]] == [8, 8, 16, 16, 32, 32, 64, 64], "filters double at each level"
     skip_sizes = [layer.output.shape[1] for layer in model.layers if layer.name.endswith("_skip")]
     assert skip_sizes == [8, 16, 32], "the decoder concatenates the encoder's maps of the same size"
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_pooling_matches_keras_max_pooling_and_its_gradient(jit_compile):
+    """MaxPool2x2 is MaxPooling2D(2) with a gradient XLA computes fast: same output, same gradient
+    (random inputs have no tied maxima), eagerly and under XLA."""
+    import keras
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 8, 6, 3)).astype(np.float32))
+    weights = tf.constant(np.random.default_rng(1).normal(size=(2, 4, 3, 3)).astype(np.float32))
+
+    @tf.function(jit_compile=jit_compile)
+    def value_and_gradient(pool, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = pool(x)
+            loss = tf.reduce_sum(y * weights)
+        return y, tape.gradient(loss, x)
+
+    ours, our_gradient = value_and_gradient(MaxPool2x2(), x)
+    keras_pool, keras_gradient = value_and_gradient(keras.layers.MaxPooling2D(2), x)
+    np.testing.assert_array_equal(ours.numpy(), keras_pool.numpy())
+    np.testing.assert_allclose(our_gradient.numpy(), keras_gradient.numpy(), rtol=1e-6)
+    assert np.count_nonzero(our_gradient.numpy()) == ours.numpy().size, "one maximum per window takes the gradient"
 
 
 def test_output_is_an_image_in_unit_range():
