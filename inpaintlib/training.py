@@ -45,7 +45,7 @@ MODEL_KINDS = ("unet", "vaegan")
 DEVICES_ENV = "INPAINTLIB_DEVICES"
 #: Adam's learning rate when the config names none: GANs want a smaller step.
 DEFAULT_LEARNING_RATES = {"unet": 1e-3, "vaegan": 2e-4}
-#: On a CPU, XLA takes 5-15 s to compile a training step, then runs each step 1.2-1.4x faster
+#: On a CPU, XLA takes 5-15 s to compile a training step, then runs each step 1.2-1.5x faster
 #: (bench/train.py, both models): it pays from about a hundred steps on.
 XLA_MIN_STEPS_ON_CPU = 200
 
