@@ -148,18 +148,19 @@ def interleaved(runs: dict, peak, args) -> tuple[dict, list]:
 def measure(kind: str, pipeline, args, peak) -> dict:
     # The same batch again and again, already in memory: training with no data work at all.
     in_memory = pipeline.take(1).cache().repeat()
-    runs = {
+    after = compiled_model(kind, args, True)
+    runs = {  # the library's model trains on each data source with one compiled step
         "before": (compiled_model(kind, args, False, keras_pooling=kind == "unet"), pipeline),
-        "after": (compiled_model(kind, args, True), pipeline),
-        "no_data": (compiled_model(kind, args, True), in_memory),
+        "after": (after, pipeline),
+        "no_data": (after, in_memory),
     }
     if kind == "unet":
         runs["maxpool_xla"] = (compiled_model(kind, args, True, keras_pooling=True), pipeline)
         # The streaming mode at its slowest: every file read and decoded in the pipeline, no disk cache.
         files = open_images(args.data, "train", args.image_size, mode="stream", stream_cache=False)
-        runs["streamed"] = (compiled_model(kind, args, True), make_dataset(files, args.mask, args.batch_size, seed=0))
+        runs["streamed"] = (after, make_dataset(files, args.mask, args.batch_size, seed=0))
     rates, peaks = interleaved(runs, peak, args)
-    flops = training_flops_per_image(runs["after"][0], args.batch_size, args.image_size)
+    flops = training_flops_per_image(after, args.batch_size, args.image_size)
 
     def median(name):
         return statistics.median(rates[name])

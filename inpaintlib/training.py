@@ -299,8 +299,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
         model = build_model(config)
 
     # XLA for the training steps only: prediction later runs on batches of any size, each of
-    # which XLA would compile anew.
-    model.jit_compile = trains_with_xla(config, strategy.num_replicas_in_sync)
+    # which XLA would compile anew, so it keeps build_model's setting.
+    predicts_with_xla, model.jit_compile = model.jit_compile, trains_with_xla(config, strategy.num_replicas_in_sync)
     epoch_steps = checkpoint_interval(config.steps, config.checkpoint_every)
     guard = NaNGuard()
     history = HistoryWriter(out / HISTORY_FILE, epoch_steps, config.batch_size)
@@ -311,7 +311,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
         train_data, epochs=config.steps // epoch_steps, steps_per_epoch=epoch_steps,
         validation_data=validation_data, callbacks=callbacks, verbose=verbose, shuffle=False,
     )
-    model.jit_compile = has_accelerator()
+    model.jit_compile = predicts_with_xla
     if guard.diverged_at_step is not None:
         kept = out / "last-good"
         kept.mkdir(exist_ok=True)
