@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from inpaintlib.errors import ConfigError
+from inpaintlib.files import atomic_write
 from inpaintlib.profiles import chapter_parameters, load_profiles
 
 
@@ -143,9 +143,8 @@ def build_book(
             ) from None
         for stale in kept.glob(f"{chapter.stem}-*.ipynb"):
             stale.unlink()
-        temporary = executed.with_suffix(".tmp")
-        shutil.copy2(target, temporary)
-        os.replace(temporary, executed)  # atomically: a killed build never leaves half a chapter to reuse
+        with atomic_write(executed) as out, target.open("rb") as source:  # a killed build leaves no half chapter
+            shutil.copyfileobj(source, out)
         print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
     if not html:
         return staging

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from inpaintlib.data import CELEBA_ENV, SPLITS, DataSource, _open_celeba, _zip_reader, cache_root, load_images
 from inpaintlib.errors import DataError
+from inpaintlib.files import atomic_write
 
 #: The Kaggle copy of CelebA: img_align_celeba/img_align_celeba/*.jpg and list_eval_partition.csv.
 KAGGLE_DATASET = "jessicali9530/celeba-dataset"
@@ -110,16 +111,9 @@ def _copy_once(source: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"Copying {source} ({size / 1e9:.2f} GB) to {copy} ...", flush=True)
     started = time.perf_counter()
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{copy.name}", suffix=".tmp", delete=False) as out:
-        try:
-            with source.open("rb") as data:
-                shutil.copyfileobj(data, out, 16 << 20)
-        except BaseException:  # an interrupted copy (Drive unmounted, Ctrl-C) leaves nothing behind
-            out.close()
-            os.unlink(out.name)
-            raise
-    os.chmod(out.name, 0o644)  # temporary files are private; the copy need not be
-    os.replace(out.name, copy)
+    # An interrupted copy (Drive unmounted, Ctrl-C) leaves nothing behind.
+    with atomic_write(copy) as out, source.open("rb") as data:
+        shutil.copyfileobj(data, out, 16 << 20)
     _zip_reader.cache_clear()  # it may hold an earlier file of the same name open
     print(f"  copied in {time.perf_counter() - started:.0f} s")
     return copy

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import threading
 import warnings
 import weakref
@@ -31,6 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from inpaintlib.errors import DataError
+from inpaintlib.files import atomic_write
 
 SPLITS = {"train": 0, "validation": 1, "test": 2}
 #: Sizes of the synthetic splits; CelebA's come from its partition file.
@@ -239,17 +239,8 @@ def _cached(path: Path, build, image_size: int) -> np.ndarray:
 def save_atomically(path: Path, array: np.ndarray) -> None:
     """Save ``array`` as .npy so that ``path`` is either absent or complete, never partial."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
-        try:
-            np.save(f, array, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-            os.chmod(f.name, 0o644)  # temporary files are private; a cache need not be
-        except BaseException:
-            f.close()
-            os.unlink(f.name)
-            raise
-    os.replace(f.name, path)
+    with atomic_write(path) as f:
+        np.save(f, array, allow_pickle=False)
 
 
 # --- synthetic faces -------------------------------------------------------
@@ -492,10 +483,8 @@ def save_png_atomically(path: str | Path, image: np.ndarray) -> None:
     if not path.parent.is_dir():
         raise DataError(f"the output folder {path.parent} does not exist: create it or choose another output")
     try:
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}", suffix=".tmp", delete=False) as f:
+        with atomic_write(path) as f:
             Image.fromarray(image).save(f, format="PNG")
-        os.chmod(f.name, 0o644)
-        os.replace(f.name, path)
     except OSError as error:
         raise DataError(f"cannot write {path} ({error.strerror}): choose a writable output folder") from None
 

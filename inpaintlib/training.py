@@ -22,7 +22,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import tensorflow as tf
 from inpaintlib.device import has_accelerator
 from inpaintlib.data import cache_root, load_images, make_dataset, open_images, resolve_data_spec
 from inpaintlib.errors import ConfigError, InpaintError
+from inpaintlib.files import atomic_write
 from inpaintlib.masks import check_hole, check_mask_kind, eval_masks
 
 MODEL_FILE = "model.keras"
@@ -445,12 +445,12 @@ class HistoryWriter(keras.callbacks.Callback):
 
 def write_json_atomically(path: Path, value) -> None:
     """Write JSON so that ``path`` holds the old content or the new, never a part."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
-        json.dump(value, f, indent=1)
-    os.replace(f.name, path)
+    with atomic_write(path) as f:
+        f.write(json.dumps(value, indent=1).encode())
 
 
 def save_model_atomically(model: keras.Model, path: Path) -> None:
+    # Not atomic_write: Keras saves only to a path whose name ends in .keras, not to a file object.
     temporary = path.with_name(f".{path.stem}-{os.getpid()}.keras")
     model.save(temporary)
     os.replace(temporary, path)

@@ -14,6 +14,7 @@ import pytest
 from conftest import face_like, jpeg_bytes, write_celeba, zip_folder
 
 from inpaintlib import data as datalib
+from inpaintlib import files
 from inpaintlib.data import DataWarning, decode_image, load_images, parse_data_spec
 from inpaintlib.errors import DataError
 
@@ -253,7 +254,7 @@ def test_cache_write_leaves_no_partial_file_when_interrupted(tmp_path, monkeypat
     def explode(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(datalib.os, "fsync", explode)
+    monkeypatch.setattr(files.os, "fsync", explode)
     with pytest.raises(KeyboardInterrupt):
         datalib.save_atomically(target, np.zeros((2, 8, 8, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
