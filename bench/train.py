@@ -4,10 +4,10 @@ For each model, images/s of the training step as inpaintlib runs it now (``after
 U-Net's MaxPool2x2) and as it ran before (``before``: no XLA on a CPU, the U-Net with Keras's
 MaxPooling2D; for the U-Net also MaxPooling2D with XLA, to part the two changes); the FLOPs of
 one step per image (counted on the step's TensorFlow graph, backward pass included); the
-machine's float32 peak (the fastest of three libraries' large matrix product) and the fraction
-of it reached; the fraction of step time spent waiting for data (against one batch served from
-memory again and again). For the U-Net also mixed bfloat16, with whether the CPU has native
-bfloat16 instructions, and training on the split streamed from its files
+machine's float32 peak (the fastest of three libraries' large matrix product, best of three runs)
+and the fraction of it reached; the fraction of step time spent waiting for data (against one
+batch served from memory again and again). For the U-Net also mixed bfloat16, with whether the
+CPU has native bfloat16 instructions, and training on the split streamed from its files
 (``open_images(mode="stream")``, no disk cache) against the in-memory array.
 
 How it times: steady-state steps, from the end of a step that follows the warm-up to the end of
@@ -72,11 +72,15 @@ def matmul_products() -> dict:
 
 
 def gflops_per_s(product, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` products: a product slowed by a passing stall of this shared CPU
+    would lower the peak and flatter every fraction of it."""
     product()  # warm-up: tracing, compilation, thread pools
-    started = time.perf_counter()
+    seconds = []
     for _ in range(repeats):
+        started = time.perf_counter()
         product()
-    return 2 * MATMUL_SIZE**3 * repeats / (time.perf_counter() - started) / 1e9
+        seconds.append(time.perf_counter() - started)
+    return 2 * MATMUL_SIZE**3 / min(seconds) / 1e9
 
 
 def cpu_has_bfloat16() -> bool:
