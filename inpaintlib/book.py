@@ -160,9 +160,8 @@ def build_book(
 
 def run_key(chapter: Path, parameters: dict) -> str:
     """A hash of everything that shapes a chapter's run; equal keys, equal chapters (timings aside)."""
-    from importlib.metadata import version
-
     from inpaintlib.data import DataWarning, resolve_data_spec
+    from inpaintlib.provenance import code_digest, source_digest
 
     digest = hashlib.sha256(chapter.read_bytes())
     digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
@@ -170,8 +169,8 @@ def run_key(chapter: Path, parameters: dict) -> str:
         warnings.simplefilter("ignore", DataWarning)
         # The data the chapter will read: "auto" follows $CELEBA_DIR.
         digest.update(resolve_data_spec(str(parameters.get("data", "auto"))).encode())
-    # Installed versions, read without importing TensorFlow into the build process.
-    digest.update(f"{version('tensorflow')} {version('keras')}".encode())
-    for source in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).with_name("profiles.yml")]:
-        digest.update(source.read_bytes())
+    # The library's code and the TensorFlow and Keras it runs on, as the model cache keys them
+    # (read without importing TensorFlow into the build process), and the profiles.
+    digest.update(code_digest().encode())
+    digest.update(source_digest([Path(__file__).with_name("profiles.yml")]).encode())
     return digest.hexdigest()[:16]

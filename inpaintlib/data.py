@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from inpaintlib.errors import DataError
 from inpaintlib.files import atomic_write
+from inpaintlib.provenance import source_digest
 
 SPLITS = {"train": 0, "validation": 1, "test": 2}
 #: Sizes of the synthetic splits; CelebA's come from its partition file.
@@ -42,8 +43,6 @@ CELEBA_ENV = "CELEBA_DIR"
 MEMORY_BUDGET_ENV = "INPAINTLIB_MEMORY_BUDGET"
 #: How open_images holds a split: chosen by the memory budget, or forced.
 DATA_MODES = ("auto", "memory", "stream")
-# Bump when decoding or generation changes, so stale caches are not reused.
-_CACHE_VERSION = 1
 # PIL signals a broken file with any of these, depending on the format.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
@@ -130,6 +129,18 @@ def resolve_data_spec(spec: str) -> str:
     return "synthetic" if source.is_synthetic else f"celeba:{source.path.resolve()}"
 
 
+def check_source(spec: str | DataSource) -> DataSource:
+    """Parse a data spec and, for CelebA, open its folder or zip and read its partition file:
+    the checks a command runs first, so that a bad path fails in an instant (no image is decoded).
+
+    Raises :class:`~inpaintlib.errors.DataError` naming the problem and the fix.
+    """
+    source = spec if isinstance(spec, DataSource) else parse_data_spec(spec)
+    if not source.is_synthetic:
+        _open_celeba(source.path).split_names()
+    return source
+
+
 def load_images(
     spec: str | DataSource = "auto",
     split: str = "train",
@@ -193,7 +204,9 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 
 def _cache_name(label: str, key: dict, split: str, image_size: int, limit: int | None) -> str:
     """A cache entry's name: readable, plus a hash of everything that shaped its content."""
-    key = {**key, "split": split, "image_size": image_size, "limit": limit, "version": _CACHE_VERSION}
+    # The code that decodes and generates the images: an edit to it never reuses stale arrays.
+    code = source_digest([Path(__file__), Path(__file__).with_name("synthetic.py")])
+    key = {**key, "split": split, "image_size": image_size, "limit": limit, "code": code}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return f"{label}-{split}-{image_size}px-{limit or 'all'}-{digest}"
 
@@ -477,11 +490,17 @@ def read_image(path: str | Path, image_size: int) -> np.ndarray:
         raise DataError(f"cannot read the image {path} ({error}): give a JPEG or PNG file") from None
 
 
-def save_png_atomically(path: str | Path, image: np.ndarray) -> None:
-    """Write a uint8 image as PNG so that ``path`` is complete or absent, never partial."""
+def check_output_path(path: str | Path) -> Path:
+    """``path`` if its folder exists, else a DataError that names it: checked before the work is done."""
     path = Path(path)
     if not path.parent.is_dir():
         raise DataError(f"the output folder {path.parent} does not exist: create it or choose another output")
+    return path
+
+
+def save_png_atomically(path: str | Path, image: np.ndarray) -> None:
+    """Write a uint8 image as PNG so that ``path`` is complete or absent, never partial."""
+    path = check_output_path(path)
     try:
         with atomic_write(path) as f:
             Image.fromarray(image).save(f, format="PNG")
@@ -668,14 +687,19 @@ class ImageStream:
         """Bytes of the decoded split, were it held in memory."""
         return len(self.names) * self.image_size * self.image_size * 3
 
-    def dataset(self, shuffle: bool = False, seed: int = 0):
-        """A tf.data.Dataset of uint8 (S, S, 3) images, one pass over the split.
+    def dataset(self, shuffle: bool = False, seed: int = 0, repeat: bool = False, skip: int = 0):
+        """A tf.data.Dataset of uint8 (S, S, 3) images: one pass over the split, or passes
+        without end with ``repeat``, less the first ``skip`` images.
 
         In file order without ``shuffle``. With it and no disk cache, each pass
         reads the files in a fresh order drawn from ``seed``. With a disk cache,
         the first pass writes it and later passes (and later runs) read it; it
         holds the split in one fixed random order, which serves every seed, and
         each pass reshuffles it through a buffer of :attr:`SHUFFLE_BYTES`.
+
+        Without a disk cache the skipped images are never decoded: the file
+        indices are skipped. With one they are read from it (decoded only on
+        its first pass, which the cache needs whole).
         """
         import tensorflow as tf
 
@@ -692,6 +716,8 @@ class ImageStream:
             return tf.boolean_mask(images, tf.ensure_shape(ok, [None]))
 
         # Deterministic: the same seed gives the same order however many cores decode.
+        if cache is None:  # repeat and skip on the file indices, before decoding
+            order = (order.repeat() if repeat else order).skip(skip)
         images = order.batch(self.CHUNK).map(decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
         if cache is not None:
             prefix, writer_lock = cache
@@ -701,6 +727,7 @@ class ImageStream:
             if shuffle:
                 buffer = max(1, min(len(self.names), self.SHUFFLE_BYTES // (size * size * 3)))
                 images = images.shuffle(buffer, seed=seed)
+            images = (images.repeat() if repeat else images).skip(skip)
         return images
 
     def _decode(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -777,6 +804,7 @@ def make_dataset(
     repeat: bool | None = None,
     seed: int = 0,
     hole: float = 0.5,
+    skip: int = 0,
 ):
     """A tf.data pipeline of ``((masked_image, mask), image)`` batches.
 
@@ -798,6 +826,12 @@ def make_dataset(
         Seed of the shuffle and of the masks: the same seed gives the same batches.
     hole : float
         Hole size as a fraction of the image side (see :mod:`inpaintlib.masks`).
+    skip : int
+        Batches to leave out at the start: the pipeline then yields batch
+        ``skip`` onwards of the same stream, so a resumed training run sees what
+        the uninterrupted run saw. The skipped images and holes are never
+        drawn: an array skips shuffled indices and mask seeds, and a stream
+        without a disk cache skips file indices, before any decoding.
 
     Returns
     -------
@@ -819,6 +853,8 @@ def make_dataset(
 
     if batch_size < 1:
         raise DataError(f"batch_size must be at least 1, not {batch_size}")
+    if not isinstance(skip, (int, np.integer)) or skip < 0:
+        raise DataError(f"skip must be a number of batches, 0 or more, not {skip!r}")
     repeat = shuffle if repeat is None else repeat
     fixed_masks = None
     if isinstance(mask, str):
@@ -829,8 +865,9 @@ def make_dataset(
     if isinstance(images, ImageStream):
         # A split too large for memory: its files are decoded inside the pipeline.
         image_size = images.image_size
-        examples = images.dataset(shuffle=shuffle, seed=seed)
-        batches = (examples.repeat() if repeat else examples).batch(batch_size)
+        examples = images.dataset(shuffle=shuffle, seed=seed, repeat=repeat, skip=skip * batch_size)
+        batches = examples.batch(batch_size)
+        skip_batches = 0  # the stream skipped its examples itself
         pick = tf.identity
     else:
         images = np.asarray(images)
@@ -850,8 +887,9 @@ def make_dataset(
         if repeat:
             indices = indices.repeat()
         batches = indices.batch(batch_size)
+        skip_batches = skip
         pick = lambda index: tf.gather(pixels, index)  # noqa: E731
-    batch_seeds = tf.data.Dataset.random(seed=seed)  # one fresh mask seed per batch
+    batch_seeds = tf.data.Dataset.random(seed=seed).skip(skip)  # one fresh mask seed per batch
 
     def to_example(batch, batch_seed):
         image = tf.cast(pick(batch), tf.float32) / 255.0
@@ -861,5 +899,5 @@ def make_dataset(
             holes = tf.gather(fixed_masks, batch)
         return (image * (1.0 - holes), holes), image
 
-    dataset = tf.data.Dataset.zip(batches, batch_seeds)
+    dataset = tf.data.Dataset.zip(batches.skip(skip_batches), batch_seeds)
     return dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -3,9 +3,11 @@
 ``train`` fits a model on a tf.data pipeline for a number of *steps* (the
 original recipe's "4000 epochs of one random batch of 128" is 4000 steps of
 batch 128). Keras epochs are only the checkpoint interval here: at the end of
-each one, ``keras.callbacks.BackupAndRestore`` saves weights and optimizer
-state, and the history is written to ``history.json``. A run killed at any
-moment resumes from its last checkpoint and ends at the same step count.
+each one, :class:`Checkpoint` saves weights and optimizer state (one file,
+written atomically) and the history is written to ``history.json``. A run
+killed at any moment resumes from its last checkpoint and *is* the
+uninterrupted run: the pipeline skips the batches the checkpoint already
+trained on, so the resumed steps see the same images, holes and noise.
 
 ``train_or_load`` keys a finished model by everything that shaped it, so a
 chapter re-run, a book rebuild or a classroom that changes one parameter
@@ -16,14 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import inspect
 import json
 import math
 import os
 import shutil
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -31,20 +33,26 @@ import numpy as np
 import tensorflow as tf
 
 from inpaintlib.device import has_accelerator
-from inpaintlib.data import cache_root, load_images, make_dataset, open_images, resolve_data_spec
+from inpaintlib.data import cache_root, load_images, make_dataset, open_images
+from inpaintlib.config import (  # noqa: F401  (TrainConfig and the folder's file names, re-exported)
+    CONFIG_FILE,
+    DEFAULT_LEARNING_RATES,
+    HISTORY_FILE,
+    MODEL_FILE,
+    MODEL_KINDS,
+    TrainConfig,
+    builder,
+    read_model_folder,
+)
 from inpaintlib.errors import ConfigError, InpaintError
 from inpaintlib.files import atomic_write
-from inpaintlib.masks import check_hole, check_mask_kind, eval_masks
+from inpaintlib.masks import eval_masks
 
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.json"
 BACKUP_DIR = "backup"
-MODEL_KINDS = ("unet", "vaegan")
+#: Held by the process training into a folder; gone once the model is saved.
+LOCK_FILE = "train.lock"
 #: Which devices to train on: auto (the default), one, gpu:N or cpu:N; see pick_strategy.
 DEVICES_ENV = "INPAINTLIB_DEVICES"
-#: Adam's learning rate when the config names none: GANs want a smaller step.
-DEFAULT_LEARNING_RATES = {"unet": 1e-3, "vaegan": 2e-4}
 #: On a CPU, XLA takes 5-15 s to compile a training step, then runs each step 1.2-1.5x faster
 #: (bench/train.py, both models): it pays from about a hundred steps on.
 XLA_MIN_STEPS_ON_CPU = 200
@@ -52,69 +60,6 @@ XLA_MIN_STEPS_ON_CPU = 200
 
 class TrainingDiverged(InpaintError):
     """The loss became NaN or infinite; the last good weights were kept."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that shapes a trained model.
-
-    ``checkpoint_every`` only sets how often training saves its state and logs
-    its history, so it is left out of the cache key.
-    """
-
-    model: str = "unet"
-    data: str = "auto"
-    image_size: int = 64
-    mask: str = "center"
-    hole: float = 0.5
-    steps: int = 1000
-    batch_size: int = 32
-    learning_rate: float | None = None  # None: the model's default, DEFAULT_LEARNING_RATES
-    seed: int = 0
-    limit: int | None = None
-    validation_images: int = 256
-    model_options: dict = field(default_factory=dict)
-    checkpoint_every: int = 100
-
-    def __post_init__(self):
-        if self.learning_rate is None and self.model in DEFAULT_LEARNING_RATES:
-            object.__setattr__(self, "learning_rate", DEFAULT_LEARNING_RATES[self.model])
-
-    def validate(self) -> TrainConfig:
-        """Return self if every field is usable, else raise ConfigError naming the field."""
-        if self.model not in MODEL_KINDS:
-            raise ConfigError(f"unknown model {self.model!r}: use one of {', '.join(MODEL_KINDS)}")
-        check_mask_kind(self.mask)
-        check_hole(self.hole)
-        for name in ("image_size", "steps", "batch_size", "checkpoint_every", "validation_images"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, not {value!r}")
-        if self.limit is not None and (not isinstance(self.limit, (int, np.integer)) or self.limit < 1):
-            raise ConfigError(f"limit must be a positive integer or None (the whole train split), not {self.limit!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ConfigError(f"learning-rate must be positive, not {self.learning_rate!r}")
-        return self
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-    def cache_key(self) -> str:
-        """A short hash of what shapes the model, with the data spec resolved (``auto`` -> its source)."""
-        values = self.to_dict()
-        values.pop("checkpoint_every")
-        values["data"] = resolve_data_spec(self.data)
-        # Options left at their defaults and the same options spelled out make the same model.
-        defaults = {name: parameter.default for name, parameter in inspect.signature(_builder(self.model)).parameters.items()
-                    if name != "image_size"}
-        values["model_options"] = {**defaults, **self.model_options}
-        values["code"] = _model_code_digest(self.model)
-        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -251,9 +196,12 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     config : TrainConfig
     out_dir : path
         Receives ``model.keras``, ``config.json``, ``history.json``; holds the
-        checkpoint (``backup/``) while training runs.
+        checkpoint (``backup/``) while training runs, and a lock that keeps a
+        second process from training into the same folder.
     resume : bool
-        Continue an interrupted run in ``out_dir`` from its last checkpoint.
+        Continue an interrupted run in ``out_dir`` from its last checkpoint. The
+        config must make the same model (the same :meth:`TrainConfig.cache_key`);
+        the run keeps its own checkpoint interval.
     verbose : "auto", 0, 1 or 2
         Keras's progress display: 1 a progress bar, 2 one line per checkpoint.
     strategy : tf.distribute.Strategy, optional
@@ -266,50 +214,71 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     """
     config.validate()
     out = Path(out_dir)
-    if (out / MODEL_FILE).exists():
-        raise ConfigError(f"{out} already holds a trained model: choose another --out, or delete it to train again")
-    if (out / BACKUP_DIR).exists() and not resume:
-        raise ConfigError(f"{out} holds an interrupted training run: pass --resume to continue it, or choose another --out")
-    if resume and (out / CONFIG_FILE).exists():
-        started = TrainConfig.from_dict(json.loads((out / CONFIG_FILE).read_text()))
-        changed = [k for k, v in config.to_dict().items() if started.to_dict().get(k) != v]
-        if changed:
-            raise ConfigError(
-                f"the run in {out} was started with different {', '.join(changed)}: resume it with the same "
-                f"arguments, or choose another --out"
-            )
     # Picked first: splitting the CPU into devices (cpu:N) must come before any TensorFlow work.
     strategy = pick_strategy() if strategy is None else strategy
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"batch-size {config.batch_size} does not split evenly over "
                           f"{strategy.num_replicas_in_sync} devices: use a multiple of {strategy.num_replicas_in_sync}")
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(out / LOCK_FILE, wait=False) as lock:
+        if (out / MODEL_FILE).exists():
+            raise ConfigError(f"{out} already holds a trained model: choose another --out, or delete it to train again")
+        if (out / BACKUP_DIR).exists() and not resume:
+            raise ConfigError(f"{out} holds an interrupted training run: pass --resume to continue it, or choose "
+                              f"another --out")
+        if resume and (out / CONFIG_FILE).exists():
+            config = _same_run(TrainConfig.from_dict(json.loads((out / CONFIG_FILE).read_text())), config, out)
+        trained = _train_locked(config, out, verbose, strategy)
+        lock.unlink(missing_ok=True)  # before it is released: a finished folder holds the model, not a lock
+        return trained
+
+
+def _same_run(started: TrainConfig, config: TrainConfig, out: Path) -> TrainConfig:
+    """The config to resume with: ``config`` if it makes the model the run in ``out`` started on
+    (the same cache key), with the run's own checkpoint interval; else a ConfigError."""
+    if started.cache_key() != config.cache_key():
+        before, now = started.key_values(), config.key_values()
+        changed = [name for name in now if before.get(name) != now[name]]
+        what = ("the library's code or its TensorFlow and Keras versions changed" if changed == ["code"]
+                else f"the run was started with different {', '.join(n for n in changed if n != 'code')}")
+        raise ConfigError(f"cannot resume the run in {out}: {what}. Resume it with the same arguments and code, "
+                          f"or choose another --out")
+    return dataclasses.replace(config, checkpoint_every=started.checkpoint_every)
+
+
+def _train_locked(config: TrainConfig, out: Path, verbose, strategy: tf.distribute.Strategy) -> TrainedModel:
     write_json_atomically(out / CONFIG_FILE, config.to_dict())
 
     keras.utils.set_random_seed(config.seed)
     # In memory when the decoded split fits the memory budget, else streamed from its files; one line says which.
     images = open_images(config.data, "train", config.image_size, limit=config.limit)
     validation = load_images(config.data, "validation", config.image_size, limit=config.validation_images)
-    train_data = make_dataset(images, config.mask, config.batch_size, seed=config.seed, hole=config.hole)
-    validation_masks = eval_masks(config.mask, len(validation), config.image_size, hole=config.hole)
-    validation_data = make_dataset(validation, validation_masks, config.batch_size, shuffle=False)
 
     # Adversarial training is fragile in float16: the VAE-GAN stays in float32.
     with _mixed_precision_on_gpu(enabled=config.model == "unet"), strategy.scope():
         model = build_model(config)
+        done = restore_checkpoint(model, out / BACKUP_DIR)
+    epoch_steps = checkpoint_interval(config.steps, config.checkpoint_every)
+    if done % epoch_steps or done > config.steps:
+        raise ConfigError(f"the checkpoint in {out / BACKUP_DIR} is at step {done}, which is not a checkpoint of "
+                          f"this run ({config.steps} steps, one checkpoint every {epoch_steps}): choose another --out")
+    # The resumed run skips the batches the checkpoint has seen, so it continues the same stream.
+    train_data = make_dataset(images, config.mask, config.batch_size, seed=config.seed, hole=config.hole, skip=done)
+    validation_masks = eval_masks(config.mask, len(validation), config.image_size, hole=config.hole)
+    validation_data = make_dataset(validation, validation_masks, config.batch_size, shuffle=False)
 
     # XLA for the training steps only: prediction later runs on batches of any size, each of
     # which XLA would compile anew, so it keeps build_model's setting.
     predicts_with_xla, model.jit_compile = model.jit_compile, trains_with_xla(config, strategy.num_replicas_in_sync)
-    epoch_steps = checkpoint_interval(config.steps, config.checkpoint_every)
     guard = NaNGuard()
     history = HistoryWriter(out / HISTORY_FILE, epoch_steps, config.batch_size)
     # The guard runs first so that a diverged epoch's weights are replaced by the last
-    # good ones before BackupAndRestore saves them.
-    callbacks = [guard, history, keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR), double_checkpoint=True)]
+    # good ones before the checkpoint saves them.
+    callbacks = [guard, history, Checkpoint(out / BACKUP_DIR)]
     model.fit(
-        train_data, epochs=config.steps // epoch_steps, steps_per_epoch=epoch_steps,
-        validation_data=validation_data, callbacks=callbacks, verbose=verbose, shuffle=False,
+        train_data, initial_epoch=done // epoch_steps, epochs=config.steps // epoch_steps,
+        steps_per_epoch=epoch_steps, validation_data=validation_data, callbacks=callbacks, verbose=verbose,
+        shuffle=False,
     )
     model.jit_compile = predicts_with_xla
     if guard.diverged_at_step is not None:
@@ -326,6 +295,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     if hasattr(model, "average_weights"):  # the VAE-GAN fills with the average of its last steps' weights
         model.average_weights()
     save_model_atomically(model, out / MODEL_FILE)
+    shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
     return TrainedModel(model, config, history.rows, out)
 
 
@@ -341,19 +311,9 @@ def trains_with_xla(config: TrainConfig, replicas: int = 1) -> bool:
 def load_trained(path: str | Path) -> TrainedModel:
     """Load a model directory written by :func:`train`."""
     path = Path(path)
-    if not (path / MODEL_FILE).is_file() or not (path / CONFIG_FILE).is_file():
-        raise ConfigError(
-            f"{path} holds no trained model ({MODEL_FILE} and {CONFIG_FILE}): train one with "
-            f"`inpaint train`, or name a baseline"
-        )
-    try:
-        config = TrainConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
-        history = json.loads((path / HISTORY_FILE).read_text()) if (path / HISTORY_FILE).exists() else []
-    except (json.JSONDecodeError, TypeError) as error:
-        raise ConfigError(f"{path} holds a damaged model ({CONFIG_FILE} or {HISTORY_FILE} is not valid: {error}): "
-                          f"train it again") from None
+    config, history = read_model_folder(path)
     if config.model in MODEL_KINDS:
-        _builder(config.model)  # imports the model's module, which registers its classes (VAEGAN) with Keras
+        builder(config.model)  # imports the model's module, which registers its classes (VAEGAN) with Keras
     try:
         model = keras.saving.load_model(path / MODEL_FILE)
     except (OSError, ValueError) as error:
@@ -365,17 +325,41 @@ def train_or_load(config: TrainConfig, cache_dir: str | Path | None = None, verb
     """The model ``config`` describes: from the cache if it was trained before, else trained now and cached.
 
     An interrupted training run in the cache is resumed from its last checkpoint.
+    Where another process is training the same model now (two chapters run at
+    once), this one waits for it and loads its model.
     """
     config.validate()
     final = cache_root(cache_dir) / "models" / f"{config.model}-{config.cache_key()}"
-    if (final / MODEL_FILE).is_file():
-        return load_trained(final)
-    partial = final.with_name(final.name + ".partial")
-    if not (partial / MODEL_FILE).is_file():
-        train(config, partial, resume=(partial / CONFIG_FILE).exists(), verbose=verbose)
-    # A directory rename is atomic: the cache holds whole models or none.
-    os.replace(partial, final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(final.with_name(f".{final.name}.lock"), wait=True):
+        if not (final / MODEL_FILE).is_file():
+            partial = final.with_name(final.name + ".partial")
+            if not (partial / MODEL_FILE).is_file():
+                train(config, partial, resume=(partial / CONFIG_FILE).exists(), verbose=verbose)
+            # A directory rename is atomic: the cache holds whole models or none.
+            os.replace(partial, final)
     return load_trained(final)
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path, wait: bool):
+    """Hold an exclusive lock on ``path`` (created if absent), or raise ConfigError where ``wait`` is
+    False and another process holds it. A kernel lock, so it dies with a killed holder."""
+    try:
+        import fcntl  # POSIX; elsewhere there is no lock
+    except ImportError:
+        yield path
+        return
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise ConfigError(f"another process is training into {path.parent} now: wait for it to finish, "
+                                  f"or choose another --out") from None
+            print(f"Waiting for another process that is training the same model ({path.name})", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield path
 
 
 def checkpoint_interval(steps: int, every: int) -> int:
@@ -416,6 +400,50 @@ class NaNGuard(keras.callbacks.Callback):
             self.good_step = self._step
 
 
+class Checkpoint(keras.callbacks.Callback):
+    """Save the weights and the optimizers' state at the end of every epoch, into one file
+    replaced atomically: a kill at any moment leaves the last checkpoint whole.
+
+    The step count travels inside the file, as the optimizers' ``iterations``, so
+    the weights and the step they belong to can never disagree;
+    :func:`restore_checkpoint` reads both back.
+    """
+
+    FILE = "latest.weights.h5"
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # Keras writes weights only to a name ending in .weights.h5: a hidden one beside the file.
+        temporary = self.folder / f".{os.getpid()}-{self.FILE}"
+        try:
+            self.model.save_weights(temporary)
+            os.replace(temporary, self.folder / self.FILE)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+
+def restore_checkpoint(model: keras.Model, folder: Path) -> int:
+    """Load the last :class:`Checkpoint` in ``folder`` into ``model`` (built and compiled, in its
+    strategy's scope); the number of steps it had trained, 0 where there is none."""
+    path = Path(folder) / Checkpoint.FILE
+    if not path.is_file():
+        return 0
+    optimizers = list(getattr(model, "optimizers", {}).values()) or [model.optimizer]
+    for optimizer in optimizers:
+        if not optimizer.built:  # its state must exist to be loaded into
+            optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"the checkpoint {path} cannot be loaded ({error}): delete {path.parent.parent} "
+                          f"and train again") from None
+    return int(max(int(optimizer.iterations.numpy()) for optimizer in optimizers))
+
+
 class HistoryWriter(keras.callbacks.Callback):
     """Write one row per checkpoint interval to a JSON file, atomically, resuming cleanly.
 
@@ -452,25 +480,11 @@ def write_json_atomically(path: Path, value) -> None:
 def save_model_atomically(model: keras.Model, path: Path) -> None:
     # Not atomic_write: Keras saves only to a path whose name ends in .keras, not to a file object.
     temporary = path.with_name(f".{path.stem}-{os.getpid()}.keras")
-    model.save(temporary)
-    os.replace(temporary, path)
-
-
-def _builder(kind: str):
-    """The function that builds a model kind: inpaintlib.unet.build_unet, inpaintlib.vaegan.build_vaegan."""
-    import importlib
-
-    return getattr(importlib.import_module(f"inpaintlib.{kind}"), f"build_{kind}")
-
-
-def _model_code_digest(kind: str) -> str:
-    """A hash of the code that builds and compiles a model: editing it (a classroom exercise)
-    invalidates the cached models it made."""
-    import importlib
-
-    module = importlib.import_module(f"inpaintlib.{kind}")
-    source = inspect.getsource(module) + inspect.getsource(build_model)
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _check_options(builder, options: dict) -> None:

@@ -42,6 +42,9 @@ from keras import layers
 
 from inpaintlib.errors import ConfigError
 
+#: Seed of the prior codes that evaluation (``test_step``) decodes.
+EVAL_NOISE_SEED = 2016
+
 
 def build_vaegan(
     image_size: int = 64,
@@ -189,7 +192,11 @@ class VAEGAN(keras.Model):
         # the last step happened to land. train() puts it in place when training ends.
         self.averages = [keras.Variable(v, trainable=False, name=f"average_{i}", aggregation="only_first_replica")
                          for i, v in enumerate(self._generator_variables())]
-        self.noise = keras.random.SeedGenerator()  # its state is saved: a resumed run draws the same noise
+        # The training noise of step t is drawn statelessly from (noise_seed, t): a function of the step
+        # count, which checkpoints save with the optimizers, so a resumed run draws what the
+        # uninterrupted run drew. (A SeedGenerator's state is not saved with the weights.)
+        self.noise_seed = keras.Variable(np.random.randint(2**31 - 1), dtype="int64", trainable=False,
+                                         name="noise_seed", aggregation="only_first_replica")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.LOSSES}
         self.built = True
 
@@ -274,6 +281,20 @@ class VAEGAN(keras.Model):
         (masked_image, mask), image = data
         return self._track(self._loss_terms(masked_image, mask, image, training=False))
 
+    def _noise_seeds(self, training: bool):
+        """Two stateless seeds, for the posterior's noise and the prior's codes.
+
+        In training they follow the step count (and the replica, so that the devices of a
+        distributed run draw different noise); evaluation uses a fixed seed of its own, so that
+        validation passes neither move with the training noise nor shift it.
+        """
+        if not training:
+            return tf.random.experimental.stateless_split(tf.constant([EVAL_NOISE_SEED, 0], tf.int64), 2)
+        step = tf.cast(self.optimizers["decoder"].iterations, tf.int64)
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        base = tf.stack([tf.convert_to_tensor(self.noise_seed.value, tf.int64) + replica, step])
+        return tf.random.experimental.stateless_split(base, 2)
+
     def _generator_variables(self):
         return self.encoder.trainable_variables + self.decoder.trainable_variables
 
@@ -290,10 +311,11 @@ class VAEGAN(keras.Model):
         """Every loss of one batch. In training z is sampled; in evaluation it is the posterior mean."""
         s = self.settings
         mean, log_var, *maps = self.encoder([masked_image, mask], training=training)
+        posterior_seed, prior_seed = tf.unstack(self._noise_seeds(training))
         z = mean
         if training:
-            z = mean + tf.exp(0.5 * log_var) * keras.random.normal(tf.shape(mean), seed=self.noise)
-        prior_z = keras.random.normal(tf.shape(mean), seed=self.noise)
+            z = mean + tf.exp(0.5 * log_var) * tf.random.stateless_normal(tf.shape(mean), posterior_seed)
+        prior_z = tf.random.stateless_normal(tf.shape(mean), prior_seed)
         fill = self._decode(z, maps, training)
         prior_fill = self._decode(prior_z, maps, training)
         # The discriminator judges composites: known pixels are real, so it looks at the hole.

@@ -68,3 +68,17 @@ def test_bad_pipeline_arguments(faces):
         make_dataset(faces, mask=np.zeros((3, 32, 32, 1)))
     with pytest.raises(DataError, match="batch_size must be at least 1"):
         make_dataset(faces, batch_size=0)
+
+
+def test_skip_continues_the_same_stream_of_batches(faces):
+    """What a resumed training run gets: batch k onwards of the uninterrupted run, holes included."""
+    whole = make_dataset(faces, "free-form", batch_size=4, seed=3)
+    expected = [batch for _, batch in zip(range(10), whole.as_numpy_iterator())][6:]
+    resumed = make_dataset(faces, "free-form", batch_size=4, seed=3, skip=6)
+    got = [batch for _, batch in zip(range(4), resumed.as_numpy_iterator())]
+    for ((masked_a, masks_a), targets_a), ((masked_b, masks_b), targets_b) in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(targets_b, targets_a)
+        np.testing.assert_array_equal(masks_b, masks_a)
+        np.testing.assert_array_equal(masked_b, masked_a)
+    with pytest.raises(DataError, match="skip must be a number of batches, 0 or more, not -1"):
+        make_dataset(faces, batch_size=4, skip=-1)

@@ -200,3 +200,17 @@ def test_real_sample_streams_like_it_loads(celeba_sample):
     spec = f"celeba:{celeba_sample}"
     stream = open_images(spec, "test", image_size=64, limit=300, mode="stream", stream_cache=False)
     np.testing.assert_array_equal(all_images(stream.dataset()), load_images(spec, "test", image_size=64, limit=300))
+
+
+@pytest.mark.parametrize("stream_cache", [True, False])
+def test_a_stream_skips_into_the_same_batches(celeba, stream_cache):
+    """A resumed run's stream (skip=k) continues the uninterrupted one from batch k, across passes."""
+    stream = stream_of(celeba, stream_cache=stream_cache)
+    whole = make_dataset(stream, "random-box", batch_size=4, seed=7)
+    expected = [batch for _, batch in zip(range(8), whole.as_numpy_iterator())][5:]
+    resumed = make_dataset(stream, "random-box", batch_size=4, seed=7, skip=5)
+    got = [batch for _, batch in zip(range(3), resumed.as_numpy_iterator())]
+    for (masked_a, masks_a), targets_a in expected:
+        (masked_b, masks_b), targets_b = got.pop(0)
+        np.testing.assert_array_equal(targets_b, targets_a)
+        np.testing.assert_array_equal(masks_b, masks_a)

@@ -161,13 +161,18 @@ def test_sigkill_then_resume_ends_at_the_same_step_with_a_continuous_history(tmp
 
 def test_train_or_load_trains_once_per_config(tmp_path, monkeypatch):
     config = TrainConfig(steps=4, checkpoint_every=2, **TINY)
+    trained = []
+    real_train = training.train
+    monkeypatch.setattr(training, "train", lambda *a, **k: trained.append(real_train(*a, **k)) or trained[-1])
     first = train_or_load(config, cache_dir=tmp_path, verbose=0)
+    assert len(trained) == 1
     assert first.path.parent == tmp_path / "models" and first.path.name.startswith("unet-")
 
     monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained again a cached config"))
     again = train_or_load(TrainConfig(steps=4, checkpoint_every=1, **TINY), cache_dir=tmp_path)
     assert again.path == first.path, "the checkpoint interval does not change the model"
-    for a, b in zip(first.model.get_weights(), again.model.get_weights()):
+    # What was loaded is what training made (the model in memory when training ended).
+    for a, b in zip(trained[0].model.get_weights(), again.model.get_weights()):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(pytest.fail.Exception):
         train_or_load(TrainConfig(steps=4, checkpoint_every=2, seed=1, **TINY), cache_dir=tmp_path)
@@ -206,13 +211,180 @@ def test_auto_data_is_resolved_in_the_cache_key(monkeypatch, tmp_path):
         assert TrainConfig(data="auto").cache_key() == TrainConfig(data="synthetic").cache_key()
 
 
-def test_editing_the_model_code_changes_the_cache_key(monkeypatch):
-    before = TrainConfig().cache_key()
-    monkeypatch.setattr(training.inspect, "getsource", lambda obj: "def build_unet(): pass  # edited")
-    assert TrainConfig().cache_key() != before
-
-
 def test_options_at_their_defaults_share_a_cache_key():
     spelled_out = TrainConfig(**{**TINY, "model_options": {**TINY["model_options"], "mask_channel": True}})
     assert spelled_out.cache_key() == TrainConfig(**TINY).cache_key()
     assert TrainConfig(**{**TINY, "model_options": {"base_filters": 4, "depth": 2}}).cache_key() != TrainConfig(**TINY).cache_key()
+
+
+# --- the cache key covers the code ---------------------------------------------------------
+
+#: Trains (or loads) a tiny U-Net with the inpaintlib found first on sys.path; prints the folder
+#: and whether it trained.
+TRAIN_OR_LOAD = """
+import sys
+from inpaintlib import training
+calls = []
+real_train = training.train
+training.train = lambda *a, **k: calls.append(1) or real_train(*a, **k)
+config = training.TrainConfig(steps=2, checkpoint_every=2, data="synthetic", image_size=16, batch_size=4,
+                              limit=8, validation_images=4, model_options={"base_filters": 4, "depth": 1})
+model = training.train_or_load(config, cache_dir=sys.argv[1], verbose=0)
+print(training.__file__, model.path.name, "trained" if calls else "loaded")
+"""
+
+
+@pytest.mark.slow
+def test_editing_a_mask_function_in_a_copy_of_the_package_retrains(tmp_path):
+    import shutil
+
+    package = tmp_path / "edited" / "inpaintlib"
+    shutil.copytree(training.Path(training.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "cache"
+
+    def run(pythonpath=None):
+        env = {**os.environ, **({"PYTHONPATH": str(pythonpath)} if pythonpath else {})}
+        # Run outside the repository, whose own inpaintlib/ the working folder would put first on sys.path.
+        result = subprocess.run([sys.executable, "-c", TRAIN_OR_LOAD, str(cache)], capture_output=True, text=True,
+                                env=env, cwd=tmp_path, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout.split()
+
+    where, first, how = run(package.parent)
+    assert where == str(package / "training.py") and how == "trained"
+    assert run(package.parent)[1:] == [first, "loaded"], "the same code reuses its model"
+    masks = package / "masks.py"
+    source = masks.read_text()
+    edited = source.replace("side = max(1, round(hole * image_size))", "side = max(2, round(hole * image_size))")
+    assert edited != source, "the edit must change the centre hole's code"
+    masks.write_text(edited)
+    _, second, how = run(package.parent)
+    assert how == "trained" and second != first, "edited mask code trains a new model"
+    assert run()[1:] == [first, "loaded"], "the unedited package still finds its own model"
+
+
+def test_module_version_finds_the_distribution_that_installs_a_module(tmp_path, monkeypatch):
+    """As tensorflow-cpu installs the module tensorflow: the version comes from whichever distribution did."""
+    from inpaintlib import provenance
+
+    info = tmp_path / "fakeflow_cpu-9.8.7.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeflow-cpu\nVersion: 9.8.7\n")
+    (info / "top_level.txt").write_text("fakeflow\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    provenance.module_version.cache_clear()
+    assert provenance.module_version("fakeflow") == "9.8.7"
+    assert provenance.module_version("no_such_module_here") == "not installed"
+    assert provenance.module_version("keras") == __import__("keras").__version__
+
+
+# --- resuming is the uninterrupted run --------------------------------------------------------
+
+#: ``inpaint train`` with deterministic ops, SIGKILLing itself after step $KILL_AT_STEP when it is set.
+DETERMINISTIC_TRAIN = """
+import os, signal, sys
+import keras, tensorflow as tf
+tf.config.experimental.enable_op_determinism()
+kill_at = int(os.environ.get("KILL_AT_STEP", "0"))
+
+class KillAt(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch * self.params["steps"] + batch + 1 == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+fit = keras.Model.fit
+keras.Model.fit = lambda self, *a, callbacks=(), **k: fit(self, *a, callbacks=[*callbacks, KillAt()], **k)
+from inpaintlib.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+#: Below the XLA threshold, as the other kill test is not: both paths resume.
+EXACT_RUNS = {
+    "unet": ["--base-filters", "4", "--depth", "2"],
+    "vaegan": ["--base-filters", "4", "--depth", "3", "--latent-dim", "4"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["unet", "vaegan"])
+def test_a_run_killed_mid_epoch_and_resumed_ends_with_the_uninterrupted_weights(tmp_path, model):
+    steps = 40
+
+    def run(out, *extra, kill_at=0):
+        command = [sys.executable, "-c", DETERMINISTIC_TRAIN, "train", model, "--data", "synthetic",
+                   "--image-size", "16", "--steps", str(steps), "--batch-size", "4", "--checkpoint-every", "10",
+                   "--limit", "24", *EXACT_RUNS[model], "--out", str(out), *extra]
+        env = {**os.environ, "KILL_AT_STEP": str(kill_at)}
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+    whole = run(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed = run(tmp_path / "resumed", kill_at=25)  # mid-epoch: steps 21 to 25 are lost, 1 to 20 kept
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert [row["step"] for row in json.loads((tmp_path / "resumed" / "history.json").read_text())] == [10, 20]
+    resumed = run(tmp_path / "resumed", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    expected, got = load_trained(tmp_path / "whole").model, load_trained(tmp_path / "resumed").model
+    optimizers = list(getattr(got, "optimizers", {}).values()) or [got.optimizer]
+    assert [int(optimizer.iterations.numpy()) for optimizer in optimizers] == [steps] * len(optimizers)
+    assert len(got.weights) == len(expected.weights)
+    for a, b in zip(expected.weights, got.weights):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5, err_msg=a.path)
+    rows = json.loads((tmp_path / "resumed" / "history.json").read_text())
+    assert [row["step"] for row in rows] == [10, 20, 30, 40]
+
+
+def test_resume_takes_the_same_model_spelled_differently_and_refuses_another(tmp_path):
+    config = TrainConfig(steps=4, checkpoint_every=2, **TINY)
+    out = tmp_path / "run"
+    out.mkdir()
+    training.write_json_atomically(out / "config.json", config.to_dict())
+    (out / "backup").mkdir()
+    # Chapter 4 spells fewer options than chapter 2: the same model, so the same run.
+    spelled_out = TrainConfig(steps=4, checkpoint_every=4,
+                              **{**TINY, "model_options": {**TINY["model_options"], "mask_channel": True}})
+    trained = train(spelled_out, out, resume=True, verbose=0)
+    assert [row["step"] for row in trained.history] == [2, 4], "the run keeps its own checkpoint interval"
+    other = tmp_path / "other"
+    other.mkdir()
+    training.write_json_atomically(other / "config.json", config.to_dict())
+    with pytest.raises(ConfigError, match="started with different hole. Resume it with the same arguments"):
+        train(TrainConfig(steps=4, checkpoint_every=2, hole=0.25, **TINY), other, resume=True, verbose=0)
+
+
+def test_a_second_process_cannot_train_into_the_same_folder(tmp_path):
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / training.LOCK_FILE, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another open file: as another process holds it
+        with pytest.raises(ConfigError, match="another process is training into .*run now"):
+            train(TrainConfig(steps=2, checkpoint_every=2, **TINY), out, verbose=0)
+    trained = train(TrainConfig(steps=2, checkpoint_every=2, **TINY), out, verbose=0)
+    assert trained.history and not (out / training.LOCK_FILE).exists(), "a finished folder keeps no lock"
+
+
+def test_train_or_load_waits_for_another_process_training_the_same_model(tmp_path, monkeypatch):
+    import fcntl
+    import threading
+
+    config = TrainConfig(steps=2, checkpoint_every=2, **TINY)
+    elsewhere = train(config, tmp_path / "elsewhere", verbose=0)  # what the other process will have made
+    final = tmp_path / "models" / f"unet-{config.cache_key()}"
+    final.parent.mkdir(parents=True)
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained what another process trains"))
+    result = {}
+    with open(final.with_name(f".{final.name}.lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=lambda: result.update(model=train_or_load(config, cache_dir=tmp_path)))
+        waiter.start()
+        waiter.join(2.0)
+        assert waiter.is_alive(), "it waits while the lock is held"
+        os.replace(tmp_path / "elsewhere", final)  # the other process finishes ...
+    waiter.join(60)  # ... and releases the lock
+    assert result["model"].path == final
+    for a, b in zip(elsewhere.model.get_weights(), result["model"].model.get_weights()):
+        np.testing.assert_array_equal(a, b)

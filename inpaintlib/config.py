@@ -1,0 +1,131 @@
+"""Training configs and model folders, read and checked without TensorFlow.
+
+A :class:`TrainConfig` names everything that shapes a trained model; a model
+folder holds ``model.keras``, the ``config.json`` that made it and its
+``history.json``. Both are checked here, before anything imports TensorFlow,
+so that a mistake on the command line is one line and a fraction of a
+second, not TensorFlow's start-up followed by an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from inpaintlib.errors import ConfigError
+from inpaintlib.masks import check_hole, check_mask_kind
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+MODEL_KINDS = ("unet", "vaegan")
+#: Adam's learning rate when the config names none: GANs want a smaller step.
+DEFAULT_LEARNING_RATES = {"unet": 1e-3, "vaegan": 2e-4}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that shapes a trained model.
+
+    ``checkpoint_every`` only sets how often training saves its state and logs
+    its history, so it is left out of the cache key.
+    """
+
+    model: str = "unet"
+    data: str = "auto"
+    image_size: int = 64
+    mask: str = "center"
+    hole: float = 0.5
+    steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float | None = None  # None: the model's default, DEFAULT_LEARNING_RATES
+    seed: int = 0
+    limit: int | None = None
+    validation_images: int = 256
+    model_options: dict = field(default_factory=dict)
+    checkpoint_every: int = 100
+
+    def __post_init__(self):
+        if self.learning_rate is None and self.model in DEFAULT_LEARNING_RATES:
+            object.__setattr__(self, "learning_rate", DEFAULT_LEARNING_RATES[self.model])
+
+    def validate(self) -> TrainConfig:
+        """Return self if every field is usable, else raise ConfigError naming the field."""
+        if self.model not in MODEL_KINDS:
+            raise ConfigError(f"unknown model {self.model!r}: use one of {', '.join(MODEL_KINDS)}")
+        check_mask_kind(self.mask)
+        check_hole(self.hole)
+        for name in ("image_size", "steps", "batch_size", "checkpoint_every", "validation_images"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, not {value!r}")
+        if self.limit is not None and (not isinstance(self.limit, (int, np.integer)) or self.limit < 1):
+            raise ConfigError(f"limit must be a positive integer or None (the whole train split), not {self.limit!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ConfigError(f"learning-rate must be positive, not {self.learning_rate!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def key_values(self) -> dict:
+        """What the cache key hashes: the fields that shape the model, spelled canonically, and the code."""
+        from inpaintlib.data import resolve_data_spec
+        from inpaintlib.provenance import code_digest
+
+        values = self.to_dict()
+        values.pop("checkpoint_every")
+        values["data"] = resolve_data_spec(self.data)
+        # Options left at their defaults and the same options spelled out make the same model.
+        defaults = {name: parameter.default for name, parameter in inspect.signature(builder(self.model)).parameters.items()
+                    if name != "image_size"}
+        values["model_options"] = {**defaults, **self.model_options}
+        values["code"] = code_digest()
+        return values
+
+    def cache_key(self) -> str:
+        """A short hash of what shapes the model: its fields with the data spec resolved (``auto`` ->
+        its source) and options at their defaults spelled out, the package's code, and the
+        TensorFlow and Keras versions (:func:`inpaintlib.provenance.code_digest`)."""
+        return hashlib.sha256(json.dumps(self.key_values(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_model_folder(path: str | Path) -> tuple[TrainConfig, list[dict]]:
+    """The config and history of a model folder written by training, checked without loading the model.
+
+    Raises :class:`ConfigError` naming the problem and the fix for a folder that
+    holds no model, or a damaged one.
+    """
+    path = Path(path)
+    if not (path / MODEL_FILE).is_file() or not (path / CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"{path} holds no trained model ({MODEL_FILE} and {CONFIG_FILE}): train one with "
+            f"`inpaint train`, or name a baseline"
+        )
+    try:
+        config = TrainConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
+        history = json.loads((path / HISTORY_FILE).read_text()) if (path / HISTORY_FILE).exists() else []
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ConfigError(f"{path} holds a damaged model ({CONFIG_FILE} or {HISTORY_FILE} is not valid: {error}): "
+                          f"train it again") from None
+    return config, history
+
+
+def builder(kind: str):
+    """The function that builds a model kind: inpaintlib.unet.build_unet, inpaintlib.vaegan.build_vaegan."""
+    import importlib
+
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"unknown model {kind!r}: use one of {', '.join(MODEL_KINDS)}")
+    return getattr(importlib.import_module(f"inpaintlib.{kind}"), f"build_{kind}")
