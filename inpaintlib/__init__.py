@@ -5,11 +5,11 @@ The library behind the inpainting-book course. Modules, one per concept:
 ``viz``, ``profiles``, ``book`` and ``cli``.
 """
 
-import os
+from inpaintlib.startup import quiet_tensorflow_startup
 
-# TensorFlow's C++ start-up chatter buries what a reader needs to see; keep
-# its warnings and errors. Set before any module imports TensorFlow.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up lines bury what a reader needs to see: hidden from the first
+# import of TensorFlow, whoever imports it (see inpaintlib.startup).
+quiet_tensorflow_startup()
 
 from inpaintlib.errors import ConfigError, DataError, InpaintError, MaskError  # noqa: E402
 

@@ -1,7 +1,9 @@
 """The ``inpaint`` command line.
 
 A user mistake (bad data path, unknown profile, ...) prints one line on stderr
-and exits with status 2; it never shows a traceback.
+and exits with status 2; it never shows a traceback. Each command checks its
+arguments, its data source and its model folder before anything imports
+TensorFlow, so a mistake costs a fraction of a second.
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ def _show_warning(show_python_warning, message, category, filename, lineno, file
 
 
 def _train(args) -> int:
-    from inpaintlib.training import TrainConfig, train
+    from inpaintlib.config import TrainConfig
+    from inpaintlib.data import check_source
 
     given = {"base_filters": args.base_filters, "depth": args.depth, "latent_dim": args.latent_dim,
              "mask_channel": False if args.no_mask_channel else None,
@@ -151,10 +154,13 @@ def _train(args) -> int:
         model=args.model, data=args.data, image_size=args.image_size, mask=args.mask, hole=args.hole,
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
         limit=args.limit, model_options=options, checkpoint_every=args.checkpoint_every,
-    )
+    ).validate()
+    check_source(config.data)
+    from inpaintlib.training import train
+
     fresh = not Path(args.out).exists()
     try:
-        trained = train(config.validate(), args.out, resume=args.resume)
+        trained = train(config, args.out, resume=args.resume)
     except InpaintError:
         if fresh:  # a mistake found before training (bad data, hole, ...): leave no half-made model folder
             shutil.rmtree(args.out, ignore_errors=True)
@@ -165,27 +171,43 @@ def _train(args) -> int:
     return 0
 
 
+def _check_method(name: str) -> int | None:
+    """Check a classical method's name or a model folder, without loading the model (nor
+    TensorFlow); the model's image size, or None for a classical method."""
+    from inpaintlib.baselines import BASELINES
+
+    if name in BASELINES:
+        return None
+    from inpaintlib.config import read_model_folder
+
+    config, _ = read_model_folder(name)
+    return config.image_size
+
+
 def _method(name: str):
     """A classical method by name, or a trained model from its folder."""
     from inpaintlib.baselines import BASELINES, get_baseline
 
     if name in BASELINES:
-        return get_baseline(name), None
+        return get_baseline(name)
     from inpaintlib.training import load_trained
 
-    trained = load_trained(name)
-    return trained, trained.config.image_size
+    return load_trained(name)
 
 
 def _evaluate(args) -> int:
-    from inpaintlib.data import load_images, resolve_data_spec
-    from inpaintlib.masks import check_mask_kind, eval_masks
-    from inpaintlib.metrics import evaluate
+    from inpaintlib.data import check_source, load_images, resolve_data_spec
+    from inpaintlib.masks import check_hole, check_mask_kind
 
     check_mask_kind(args.mask)
-    method, model_size = _method(args.model)
-    image_size = model_size or args.image_size
+    check_hole(args.hole)
+    image_size = _check_method(args.model) or args.image_size
+    check_source(args.data)
     images = load_images(args.data, args.split, image_size=image_size, limit=args.limit)
+    from inpaintlib.masks import eval_masks  # TensorFlow from here on: every mistake above failed fast
+    from inpaintlib.metrics import evaluate
+
+    method = _method(args.model)
     masks = eval_masks(args.mask, len(images), image_size, hole=args.hole)
     scores = evaluate(method, images, masks)
     result = {"method": scores.pop("method"), "data": resolve_data_spec(args.data), "split": args.split,
@@ -202,20 +224,22 @@ def _evaluate(args) -> int:
 def _fill(args) -> int:
     import numpy as np
 
-    from inpaintlib.data import read_image, save_png_atomically
+    from inpaintlib.data import check_output_path, read_image, save_png_atomically
+    from inpaintlib.masks import MASK_KINDS, check_hole, draw_masks, load_mask
 
-    method, model_size = _method(args.model)
-    image_size = model_size or args.image_size
-    image = read_image(args.image, image_size)
-    from inpaintlib.masks import MASK_KINDS, draw_masks, load_mask  # TensorFlow: after a bad image has failed fast
-
-    if args.mask in MASK_KINDS:
-        mask = draw_masks(args.mask, 1, image_size, seed=(args.seed, 0), hole=args.hole).numpy()[0]
-    else:
-        mask = load_mask(args.mask, image_size)
-    image = image[None].astype(np.float32) / 255.0
     if args.samples < 1:
         raise ConfigError(f"--samples must be a positive integer, not {args.samples}")
+    image_size = _check_method(args.model) or args.image_size
+    image = read_image(args.image, image_size)
+    if args.mask in MASK_KINDS:
+        check_hole(args.hole)
+    else:
+        mask = load_mask(args.mask, image_size)
+    check_output_path(args.output)
+    method = _method(args.model)  # TensorFlow from here on: every mistake above failed fast
+    if args.mask in MASK_KINDS:
+        mask = draw_masks(args.mask, 1, image_size, seed=(args.seed, 0), hole=args.hole).numpy()[0]
+    image = image[None].astype(np.float32) / 255.0
     if args.samples == 1:
         fills, outputs = method.inpaint(image, mask[None]), [Path(args.output)]
     elif getattr(getattr(method, "model", None), "sample_fills", None) is None:

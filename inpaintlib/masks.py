@@ -2,7 +2,9 @@
 
 A mask is float32 (H, W, 1) with 1 for a missing pixel and 0 for a known one.
 Three kinds, drawn with TensorFlow ops so that a tf.data pipeline draws them
-itself, and seeded statelessly so the same seed gives the same holes:
+itself, and seeded statelessly so the same seed gives the same holes (the
+module imports TensorFlow only when it draws, so that checking a mask kind
+on the command line stays instant):
 
 - ``center``: a central square, ``hole`` times the image side (half by default);
 - ``random-box``: one rectangle per image, each side uniform in
@@ -14,11 +16,11 @@ itself, and seeded statelessly so the same seed gives the same holes:
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 from inpaintlib.errors import MaskError
@@ -38,7 +40,7 @@ def check_mask_kind(kind: str) -> str:
     return kind
 
 
-def draw_masks(kind: str, n, image_size: int = 64, seed=(0, 0), hole: float = 0.5) -> tf.Tensor:
+def draw_masks(kind: str, n, image_size: int = 64, seed=(0, 0), hole: float = 0.5):
     """Draw ``n`` masks of one kind.
 
     Parameters
@@ -61,9 +63,11 @@ def draw_masks(kind: str, n, image_size: int = 64, seed=(0, 0), hole: float = 0.
     Examples
     --------
     >>> masks = draw_masks("center", 2, image_size=8)
-    >>> float(tf.reduce_mean(masks))
+    >>> float(masks.numpy().mean())
     0.25
     """
+    import tensorflow as tf
+
     check_mask_kind(kind)
     check_hole(hole)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
@@ -118,7 +122,9 @@ def load_mask(path: str | Path, image_size: int) -> np.ndarray:
     return (pixels > 0).astype(np.float32)[..., None]
 
 
-def _center(n, image_size: int, hole: float) -> tf.Tensor:
+def _center(n, image_size: int, hole: float):
+    import tensorflow as tf
+
     side = max(1, round(hole * image_size))
     start = (image_size - side) // 2
     line = np.zeros(image_size, np.float32)
@@ -127,7 +133,9 @@ def _center(n, image_size: int, hole: float) -> tf.Tensor:
     return tf.tile(square[None], tf.stack([n, 1, 1, 1]))
 
 
-def _random_boxes(n, image_size: int, hole: float, seed) -> tf.Tensor:
+def _random_boxes(n, image_size: int, hole: float, seed):
+    import tensorflow as tf
+
     size_seed, position_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     largest = max(1, round(hole * image_size))
     smallest = max(1, largest // 2)
@@ -143,8 +151,10 @@ def _random_boxes(n, image_size: int, hole: float, seed) -> tf.Tensor:
     return boxes[..., None]
 
 
-def _free_form(n, image_size: int, hole: float, seed) -> tf.Tensor:
+def _free_form(n, image_size: int, hole: float, seed):
     """Brush strokes: random walks of line segments with a round brush."""
+    import tensorflow as tf
+
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
     strokes, segments = _MAX_STROKES, _MAX_SEGMENTS
     uniform = lambda shape, s, low=0.0, high=1.0: tf.random.stateless_uniform(  # noqa: E731
@@ -166,14 +176,22 @@ def _free_form(n, image_size: int, hole: float, seed) -> tf.Tensor:
     starts = tf.reshape(points[:, :, :-1], tf.stack([n, strokes * segments, 2]))
     ends = tf.reshape(points[:, :, 1:], tf.stack([n, strokes * segments, 2]))
     radii = tf.repeat(radius, segments, axis=1)
-    return _paint_segments(starts, ends, radii, image_size)
+    return _segment_painter()(starts, ends, radii, image_size)
 
 
-# XLA fuses the distance computation into one loop: 30x faster on a CPU, which
-# keeps free-form masks from slowing the training pipeline.
-@tf.function(jit_compile=True)
-def _paint_segments(starts, ends, radii, image_size: int) -> tf.Tensor:
+@functools.cache
+def _segment_painter():
+    """:func:`_paint_segments` compiled with XLA, which fuses the distance computation into one
+    loop: 30x faster on a CPU, which keeps free-form masks from slowing the training pipeline."""
+    import tensorflow as tf
+
+    return tf.function(_paint_segments, jit_compile=True)
+
+
+def _paint_segments(starts, ends, radii, image_size: int):
     """Paint every pixel within ``radii`` of a segment: (n, S, S, 1) masks."""
+    import tensorflow as tf
+
     grid = tf.range(image_size, dtype=tf.float32)
     pixels = tf.reshape(tf.stack(tf.meshgrid(grid, grid, indexing="ij"), -1), [1, -1, 2])  # (1, S*S, 2)
     n = tf.shape(starts)[0]

@@ -81,11 +81,13 @@ def execute_chapter(name: str, target: Path, **parameters) -> Path:
 def smoke_book(tmp_path_factory) -> Path:
     """The smoke book on synthetic faces, built once per test session; its root folder.
 
-    ``_build/html/`` holds the site, ``_build/executed/book/`` the executed chapters.
+    ``_build/html/`` holds the site, ``_build/executed/book/`` the executed chapters,
+    ``build-stderr.log`` what the build printed on stderr.
     """
     root = copy_book(tmp_path_factory.mktemp("smoke-book"))
     cache = tmp_path_factory.mktemp("smoke-book-cache")
-    build(root, {"CELEBA_DIR": "", "INPAINTLIB_CACHE": str(cache)})
+    result = build(root, {"CELEBA_DIR": "", "INPAINTLIB_CACHE": str(cache)})
+    (root / "build-stderr.log").write_text(result.stderr)
     return root
 
 

@@ -125,6 +125,7 @@ MISTAKES = {
     "fill-damaged-model-folder": (fill(model="{corpus}/damaged-model"),
                                   ["holds a damaged model (config.json or history.json is not valid", "train it again"]),
     "fill-output-folder-missing": (fill(output="{tmp}/no/out.png"), ["does not exist", "create it"]),
+    "fill-samples-from-a-baseline": (fill("--samples", "2"), ["mean fills a hole one way only", "needs a VAE-GAN"]),
     # evaluate.
     "evaluate-model-folder-without-model": (
         ["evaluate", "--model", "{corpus}/empty-model", "--data", "synthetic"],
@@ -147,6 +148,46 @@ def test_mistake_is_one_line_and_leaves_nothing(corpus, tmp_path, args, fragment
     result = run_inpaint(*(arg.format(corpus=corpus, tmp=tmp_path) for arg in args), cwd=tmp_path)
     assert_one_line_error(result, *fragments)
     assert not list(tmp_path.iterdir()), "output left behind"
+
+
+#: Runs each mistake in one process; prints, for each, the exit status, the stderr lines and
+#: whether TensorFlow was imported by then.
+ALL_MISTAKES = """
+import contextlib, io, json, sys
+from inpaintlib.cli import main
+for argv in json.loads(sys.argv[1]):
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            status = main(argv)
+        except SystemExit as exit:
+            status = exit.code
+    print(json.dumps([status, stderr.getvalue().splitlines(), "tensorflow" in sys.modules]))
+"""
+
+
+#: Mistakes that only the filling itself finds, after TensorFlow has started (and said nothing).
+FOUND_WITH_TENSORFLOW = {"fill-samples-from-a-baseline"}
+
+
+def test_every_mistake_fails_before_tensorflow_is_imported(corpus, tmp_path):
+    """Checked before TensorFlow starts, so a mistake costs a fraction of a second, not TensorFlow's start-up."""
+    import json
+
+    # One process runs them all, those that start TensorFlow last.
+    names = sorted(MISTAKES, key=lambda name: name in FOUND_WITH_TENSORFLOW)
+    for name in names:
+        (tmp_path / name).mkdir()
+    cases = [[arg.format(corpus=corpus, tmp=tmp_path / name) for arg in MISTAKES[name][0]] for name in names]
+    result = subprocess.run([sys.executable, "-c", ALL_MISTAKES, json.dumps(cases)], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    reports = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    for name, line in zip(names, reports, strict=True):
+        fragments = MISTAKES[name][1]
+        status, stderr, imported = json.loads(line)
+        assert status == 2 and len(stderr) == 1 and all(f in stderr[0] for f in fragments), (name, stderr)
+        assert imported == (name in FOUND_WITH_TENSORFLOW), f"{name}: TensorFlow imported: {imported}"
 
 
 @pytest.fixture

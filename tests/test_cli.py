@@ -20,10 +20,11 @@ def run_inpaint(*args, env=None, cwd=None):
 
 
 def assert_one_line_error(result, *fragments):
+    """Exit status 2 and stderr exactly one line, as the user sees it: no TensorFlow start-up lines
+    before it, no traceback after it."""
     assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("inpaint")]
-    assert len(lines) == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("inpaint"), result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
 
