@@ -12,14 +12,17 @@ from inpaintlib.errors import DataError
 from inpaintlib.metrics import (
     PSNR_CAP,
     RESULT_KEYS,
+    bootstrap_interval,
     composite,
     diversity,
     evaluate,
     l1_hole,
+    paired_bootstrap_interval,
     psnr,
     psnr_hole,
     sharpness,
     ssim,
+    ssim_hole,
 )
 
 N, S = 4, 32
@@ -46,8 +49,10 @@ def test_identical_images_score_perfectly(images, masks):
     assert (psnr(images, images) == PSNR_CAP).all()
     assert (psnr_hole(images, images, masks) == PSNR_CAP).all()
     np.testing.assert_allclose(ssim(images, images), 1.0)
+    np.testing.assert_allclose(ssim_hole(images, images, masks), 1.0)
     assert (l1_hole(images, images, masks) == 0).all()
-    for result in (psnr(images, images), ssim(images, images), l1_hole(images, images, masks)):
+    for result in (psnr(images, images), ssim(images, images), ssim_hole(images, images, masks),
+                   l1_hole(images, images, masks)):
         assert result.shape == (N,) and result.dtype == np.float64
 
 
@@ -57,6 +62,58 @@ def test_a_constant_error_gives_the_exact_psnr(images, masks):
     np.testing.assert_allclose(psnr(targets + 0.5, targets), 10 * np.log10(4))
     np.testing.assert_allclose(psnr_hole(targets + 0.01, targets, masks), 40.0)
     np.testing.assert_allclose(l1_hole(targets - 0.2, targets, masks), 0.2)
+
+
+def camera_and_noisy_copy():
+    """scikit-image's camera and the noisy copy its IPOL tests make, as (1, 512, 512, 3) uint8.
+
+    As in skimage/metrics/tests/test_simple_metrics.py: ``np.random.seed(5)``, Gaussian noise of
+    sigma 20 grey levels, clipped to 0..255 and cast back to uint8 (a seeded RandomState draws
+    the same numbers without touching NumPy's global one). The grey image is repeated into the
+    three channels: identical channels give the single-channel value.
+    """
+    from skimage import data
+
+    camera = data.camera()
+    noise = 20.0 * np.random.RandomState(5).randn(*camera.shape)
+    noisy = np.clip(camera + noise, 0, 255).astype(camera.dtype)
+    return tuple(np.repeat(image[None, ..., None], 3, axis=-1) for image in (camera, noisy))
+
+
+def test_psnr_matches_ipol_imdiff():
+    # IPOL's independent imdiff tool (https://www.ipol.im/pub/art/2011/g_lmii/) on these two images,
+    # the value and tolerance of scikit-image's test_PSNR_vs_IPOL (decimal=4).
+    camera, noisy = camera_and_noisy_copy()
+    assert psnr(noisy, camera)[0] == pytest.approx(22.409353363576034, abs=1.5e-4)
+
+
+def test_ssim_matches_ipol_imdiff():
+    # `imdiff -m mssim` on the same pair: the value and tolerance of scikit-image's
+    # test_gaussian_structural_similarity_vs_IPOL, which Wang et al.'s settings must reproduce.
+    camera, noisy = camera_and_noisy_copy()
+    assert ssim(noisy, camera)[0] == pytest.approx(0.357959091663361, abs=1.5e-3)
+
+
+def test_ssim_hole_is_the_mean_of_the_ssim_map_over_the_hole(images, masks):
+    from skimage.metrics import structural_similarity
+
+    damaged = images.copy()
+    damaged[:, 8:24, 8:24] = 0.5  # a flat grey hole
+    scores = ssim_hole(damaged, images, masks)
+    assert (scores < 0.5).all() and (scores < ssim(damaged, images)).all()
+    garbage = np.where(masks == 1, damaged, 1.0 - images)  # what a method writes outside the hole does not count
+    np.testing.assert_allclose(ssim_hole(garbage, images, masks), scores)
+
+    # By hand on one small image: skimage's full map, averaged over the channels, over the hole pixels.
+    target = np.random.default_rng(0).random((16, 16, 3))
+    output = np.clip(target + 0.2 * np.random.default_rng(1).standard_normal(target.shape), 0, 1)
+    hole = np.zeros((16, 16), bool)
+    hole[2:7, 3:14] = True
+    output[~hole] = target[~hole]
+    _, full_map = structural_similarity(output, target, gaussian_weights=True, sigma=1.5,
+                                        use_sample_covariance=False, data_range=1.0, channel_axis=-1, full=True)
+    expected = full_map.mean(axis=-1)[hole].mean()
+    assert ssim_hole(output[None], target[None], hole[None, ..., None])[0] == pytest.approx(expected, rel=1e-12)
 
 
 def test_uint8_images_are_scaled_to_0_1():
@@ -133,7 +190,8 @@ def test_diversity(images, masks):
         (lambda i, m: l1_hole(i, i, m[:, :8]), "shape"),
         (lambda i, m: l1_hole(i, i, np.zeros_like(m)), "hide no pixel"),
         (lambda i, m: diversity(i[None], m), "K >= 2"),
-        (lambda i, m: ssim(i[:, :5, :5], i[:, :5, :5]), "at least 7x7"),
+        (lambda i, m: ssim(i[:, :10, :10], i[:, :10, :10]), "at least 11x11"),
+        (lambda i, m: ssim_hole(i[:, :10], i[:, :10], m[:, :10]), "at least 11x11"),
     ],
 )
 def test_bad_input_raises_data_error(images, masks, call, message):
@@ -196,6 +254,7 @@ def test_evaluate_averages_per_image_values(images, masks):
     assert result["psnr"] == pytest.approx(psnr(outputs, images).mean())
     assert result["psnr_hole"] == pytest.approx(psnr_hole(outputs, images, masks).mean())
     assert result["ssim"] == pytest.approx(ssim(outputs, images).mean())
+    assert result["ssim_hole"] == pytest.approx(ssim_hole(outputs, images, masks).mean())
     assert result["l1_hole"] == pytest.approx(l1_hole(outputs, images, masks).mean())
     assert result["sharpness"] == pytest.approx(sharpness(outputs, images, masks).mean())
 
@@ -204,7 +263,7 @@ def test_evaluate_composites_so_outside_the_hole_cannot_count(images, masks):
     honest = evaluate(Truth(images), images, masks, batch_size=3)
     garbage = np.random.default_rng(1).random(images.shape)
     cheat = evaluate(Truth(images, outside=garbage), images, masks, batch_size=3)
-    for key in ("psnr", "psnr_hole", "ssim", "l1_hole", "sharpness", "diversity"):
+    for key in ("psnr", "psnr_hole", "ssim", "ssim_hole", "l1_hole", "sharpness", "diversity"):
         assert cheat[key] == pytest.approx(honest[key]), key
     assert honest["psnr"] == PSNR_CAP and honest["l1_hole"] == 0.0
 
@@ -269,14 +328,12 @@ def test_score_images_gives_what_evaluate_averages():
     method = get_baseline("biharmonic")
     scores, means = score_images(method, images, masks), evaluate(method, images, masks)
     assert scores["psnr_hole"].shape == (6,) and scores["outputs"].shape == images.shape
-    for key in ("psnr", "psnr_hole", "ssim", "l1_hole", "sharpness", "diversity"):
+    for key in ("psnr", "psnr_hole", "ssim", "ssim_hole", "l1_hole", "sharpness", "diversity"):
         assert np.mean(scores[key]) == pytest.approx(means[key]), key
     np.testing.assert_array_equal(scores["outputs"][masks[..., 0] == 0], images[masks[..., 0] == 0])
 
 
 def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_images():
-    from inpaintlib.metrics import bootstrap_interval
-
     rng = np.random.default_rng(0)
     few, many = rng.normal(10, 2, 50), rng.normal(10, 2, 2000)
     low, high = bootstrap_interval(few)
@@ -286,3 +343,34 @@ def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_images():
     assert bootstrap_interval(few, seed=3) == bootstrap_interval(few, seed=3)
     with pytest.raises(DataError, match="finite"):
         bootstrap_interval([1.0, np.nan])
+
+
+def test_paired_bootstrap_interval_agrees_with_scipy():
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(0)
+    faces = rng.normal(18, 3, 300)
+    a, b = faces + rng.normal(0.4, 1.0, 300), faces + rng.normal(0, 1.0, 300)
+    ours = paired_bootstrap_interval(a, b, resamples=4000, seed=1)
+    theirs = bootstrap((a, b), statistic=lambda x, y: np.mean(x - y), paired=True, method="percentile",
+                       n_resamples=4000, confidence_level=0.95, rng=np.random.default_rng(2)).confidence_interval
+    # Different random draws, so not equal: each end moves by about 1% of the width between seeds.
+    np.testing.assert_allclose(ours, (theirs.low, theirs.high), atol=0.1 * (theirs.high - theirs.low))
+
+
+def test_a_paired_interval_sees_a_small_consistent_difference_that_unpaired_ones_miss():
+    rng = np.random.default_rng(0)
+    faces = rng.normal(20, 3, 200)  # faces vary far more than the methods do
+    a, b = faces + 0.3 + rng.normal(0, 0.1, 200), faces
+    (a_low, a_high), (b_low, b_high) = bootstrap_interval(a), bootstrap_interval(b)
+    assert a_low < b_high and b_low < a_high, "the unpaired intervals overlap"
+    low, high = paired_bootstrap_interval(a, b)
+    assert 0 < low < 0.3 < high, "the paired one excludes 0 and covers the true difference"
+    assert paired_bootstrap_interval(b, a) == pytest.approx((-high, -low))
+
+
+def test_paired_bootstrap_interval_rejects_unpaired_or_non_finite_scores():
+    with pytest.raises(DataError, match="same images.*3 and 2"):
+        paired_bootstrap_interval([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(DataError, match="b holds 1 non-finite.*image 1"):
+        paired_bootstrap_interval([1.0, 2.0], [1.0, np.inf])
