@@ -133,8 +133,9 @@ def build_book(
             papermill.execute_notebook(
                 str(chapter), str(target), parameters=parameters[chapter.stem], cwd=str(target.parent),
                 kernel_name="python3", progress_bar=False,
-                # TensorFlow's C++ start-up lines go to the build log, not into the chapter.
-                extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+                # What the kernel writes on its file descriptors goes to the build log, not into the
+                # chapter; and a local kernel need not warn that its local TCP is not encrypted.
+                extra_arguments=["--IPKernelApp.capture_fd_output=False", "--IPKernelApp.log_level=ERROR"],
             )
         except papermill.PapermillExecutionError as error:
             raise ChapterError(

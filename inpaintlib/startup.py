@@ -11,10 +11,13 @@ Importing :mod:`inpaintlib` installs a one-shot import hook: the first
 the process's stderr (file descriptor 2) captured, and so does TensorFlow's
 first look for a GPU, where CUDA's own lines come from; absl's log lines are
 then dropped and anything else that was written is passed on. Afterwards
-``TF_CPP_MIN_LOG_LEVEL=2`` keeps TensorFlow's warnings and errors.
+``TF_CPP_MIN_LOG_LEVEL=3`` keeps TensorFlow's C++ logging quiet too: on a
+CPU it logs harmless "errors" while it runs (``oneDNN supports DT_INT32 only
+on platforms with AVX-512``, Grappler's ``remapper failed``), and a real
+failure reaches Python as an exception anyway.
 
-A user who sets ``TF_CPP_MIN_LOG_LEVEL`` asks for TensorFlow's logging: then
-nothing is hidden.
+A user who sets ``TF_CPP_MIN_LOG_LEVEL`` (0 shows everything) asks for
+TensorFlow's logging: then nothing is hidden.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 #: The level inpaintlib sets, exported beside it so that a child process (a chapter's kernel)
 #: can tell the library's setting from the user's.
 _OWN_LEVEL_ENV = "INPAINTLIB_TF_LOG_LEVEL"
-_LEVEL = "2"
+_LEVEL = "3"
 #: absl's banner, its log lines ("I0000 00:00:1796117837.653447    2114 port.cc:153] ..."), and the
 #: second line of TensorFlow's CPU-instructions notice.
 _STARTUP_LINE = re.compile(
@@ -55,14 +58,14 @@ def quiet_tensorflow_startup() -> None:
         sys.meta_path.insert(0, _QuietFinder())
 
 
-def is_startup_line(line: str) -> bool:
-    """Whether a line of stderr is TensorFlow's start-up logging.
+def is_tensorflow_log_line(line: str) -> bool:
+    """Whether a line of stderr is TensorFlow's C++ logging (absl's format), as at its start-up.
 
     Examples
     --------
-    >>> is_startup_line("E0000 00:00:1796117848.745270    2135 cuda_platform.cc:52] failed call to cuInit")
+    >>> is_tensorflow_log_line("E0000 00:00:1796117848.745270    2135 cuda_platform.cc:52] failed call to cuInit")
     True
-    >>> is_startup_line("inpaint: error: CelebA path /nowhere does not exist")
+    >>> is_tensorflow_log_line("inpaint: error: CelebA path /nowhere does not exist")
     False
     """
     return _STARTUP_LINE.fullmatch(line.rstrip("\r\n")) is not None
@@ -120,7 +123,7 @@ def _startup_lines_hidden():
             os.close(saved)
             captured.seek(0)
             lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not is_startup_line(line))
+            kept = "".join(line for line in lines if not is_tensorflow_log_line(line))
             if kept:
                 sys.stderr.write(kept)
                 sys.stderr.flush()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from inpaintlib.startup import is_startup_line
+from inpaintlib.startup import is_tensorflow_log_line
 
 #: Imports TensorFlow the way a chapter does (through Keras, after inpaintlib), computes, and
 #: writes one line of its own on stderr.
@@ -42,7 +42,7 @@ def test_a_level_the_user_sets_shows_tensorflows_lines(level):
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert lines[-1] == "the user's own line"
-    assert any(is_startup_line(line) for line in lines), result.stderr
+    assert any(is_tensorflow_log_line(line) for line in lines), result.stderr
 
 
 def test_a_child_process_inherits_the_librarys_level_and_stays_quiet():
