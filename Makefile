@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # smoke, quick or full: see inpaintlib/profiles.yml
 PROFILE ?= quick
 
-.PHONY: book test bench install clean
+.PHONY: book test test-fast bench install clean
 
 # Reinstall when the package's requirements change.
 $(VENV)/.installed: pyproject.toml
@@ -24,6 +24,10 @@ book: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The edit loop: everything but the book builds, the kill tests and the longer trainings.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: install
 	$(BIN)/python bench/data.py

@@ -34,11 +34,21 @@ def celeba_sample() -> Path:
     return SAMPLE
 
 
-def copy_book(target: Path) -> Path:
-    """Copy the book's sources (chapters, _config.yml, _toc.yml) into ``target``."""
+def copy_book(target: Path, chapters: list[str] | None = None) -> Path:
+    """Copy the book's sources (chapters, _config.yml, _toc.yml) into ``target``; with ``chapters``
+    (names such as ``"01_background"``), a table of contents of only those and the back matter."""
+    import yaml
+
     shutil.copytree(REPO / "book", target / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(REPO / name, target / name)
+    if chapters is not None:
+        toc = yaml.safe_load((target / "_toc.yml").read_text())
+        for part in toc["parts"]:
+            part["chapters"] = [entry for entry in part["chapters"]  # the named notebooks, every page
+                                if Path(entry["file"]).name in chapters
+                                or not (target / f"{entry['file']}.ipynb").exists()]
+        (target / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     return target
 
 
@@ -145,3 +155,19 @@ def zip_folder(folder: Path, target: Path, prefix: str = "") -> Path:
             if path.is_file():
                 archive.write(path, prefix + str(path.relative_to(folder)))
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_vaegan(tmp_path_factory) -> Path:
+    """A VAE-GAN folder trained once per session (4 steps at 32x32): for tests that use a model,
+    not for those of training itself."""
+    from inpaintlib.training import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("tiny-vaegan") / "vaegan"
+    config = TrainConfig(model="vaegan", data="synthetic", image_size=32, steps=4, batch_size=4, limit=16,
+                         validation_images=4, checkpoint_every=2,
+                         model_options={"latent_dim": 8, "base_filters": 4})
+    with pytest.MonkeyPatch.context() as patch:  # its own cache, as every test has
+        patch.setenv("INPAINTLIB_CACHE", str(folder.parent / "cache"))
+        train(config, folder, verbose=0)
+    return folder

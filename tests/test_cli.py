@@ -69,13 +69,9 @@ def test_train_evaluate_and_fill_a_model(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_vaegan_directory_evaluates_and_fills_in_a_fresh_process(tmp_path):
+def test_a_vaegan_directory_evaluates_and_fills_in_a_fresh_process(tmp_path, tiny_vaegan):
     # Each command is a new process that never imported inpaintlib.vaegan: loading must register VAEGAN itself.
-    out = tmp_path / "vaegan"
-    trained = run_inpaint("train", "vaegan", "--data", "synthetic", "--image-size", "32", "--steps", "4",
-                          "--batch-size", "4", "--limit", "16", "--latent-dim", "8", "--base-filters", "4",
-                          "--checkpoint-every", "2", "--out", out)
-    assert trained.returncode == 0, trained.stderr[-2000:]
+    out = tiny_vaegan
     evaluated = run_inpaint("evaluate", "--model", out, "--data", "synthetic", "--limit", "4", "--json")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     result = json.loads(evaluated.stdout)

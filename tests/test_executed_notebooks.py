@@ -1,29 +1,28 @@
-"""nbval-lax over the chapters the session's smoke build executed: they run again, cell by cell,
-without an error (outputs are not compared: training on a CPU is not bit-for-bit repeatable)."""
+"""The chapters the session's smoke build executed ran whole: every code cell, in order, in one
+kernel, without an error. Papermill stops at a failing cell, so this also shows that nothing was
+skipped (outputs are not compared: training on a CPU is not bit-for-bit repeatable).
+
+What nbval-lax checked by running the executed chapters a second time, read from the one run
+papermill already made.
+"""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-
+import nbformat
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
-def test_executed_smoke_chapters_pass_nbval_lax(smoke_book, tmp_path):
-    executed = smoke_book / "_build" / "executed" / "book"
-    notebooks = sorted(executed.glob("*.ipynb"))
-    assert len(notebooks) >= 3, notebooks
-    # The papermill-injected smoke parameters are in the notebooks; synthetic faces and a fresh cache.
-    env = {k: v for k, v in os.environ.items() if k != "CELEBA_DIR"}
-    env["INPAINTLIB_CACHE"] = str(tmp_path / "cache")
-    command = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=300",
-               "-p", "no:cacheprovider", "-q", "--rootdir", str(executed), *map(str, notebooks)]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=executed, timeout=600)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    passed = re.search(r"(\d+) passed", result.stdout)
-    assert passed and int(passed[1]) > len(notebooks), "one item per code cell: " + result.stdout[-2000:]
-    print(f"nbval-lax: {passed[1]} cells of {len(notebooks)} chapters")
+def test_every_code_cell_of_every_executed_chapter_ran_in_order_without_an_error(smoke_book):
+    executed = sorted((smoke_book / "_build" / "executed" / "book").glob("*.ipynb"))
+    assert [path.stem for path in executed] == ["01_background", "02_unet", "03_vaegan", "04_comparison"]
+    for path in executed:
+        cells = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+        counts = [cell.execution_count for cell in cells]
+        assert counts == list(range(1, len(cells) + 1)), f"{path.name}: cells ran as {counts}"
+        errors = [output for cell in cells for output in cell.outputs if output.output_type == "error"]
+        assert not errors, f"{path.name}: {errors[0].ename}: {errors[0].evalue}"
+        # papermill's own record: no cell failed, and each one finished.
+        assert all(cell.metadata.papermill.get("exception") is False for cell in cells), path.name
+        assert all(cell.metadata.papermill.get("end_time") for cell in cells), path.name
