@@ -270,18 +270,21 @@ def _train_locked(config: TrainConfig, out: Path, verbose, strategy: tf.distribu
     # XLA for the training steps only: prediction later runs on batches of any size, each of
     # which XLA would compile anew, so it keeps build_model's setting.
     predicts_with_xla, model.jit_compile = model.jit_compile, trains_with_xla(config, strategy.num_replicas_in_sync)
-    guard = NaNGuard()
+    stop = StopOnNaN()
     history = HistoryWriter(out / HISTORY_FILE, epoch_steps, config.batch_size)
-    # The guard runs first so that a diverged epoch's weights are replaced by the last
-    # good ones before the checkpoint saves them.
-    callbacks = [guard, history, Checkpoint(out / BACKUP_DIR)]
-    model.fit(
-        train_data, initial_epoch=done // epoch_steps, epochs=config.steps // epoch_steps,
-        steps_per_epoch=epoch_steps, validation_data=validation_data, callbacks=callbacks, verbose=verbose,
-        shuffle=False,
-    )
-    model.jit_compile = predicts_with_xla
-    if guard.diverged_at_step is not None:
+    callbacks = [stop, history, Checkpoint(out / BACKUP_DIR)]
+    try:
+        model.fit(
+            train_data, initial_epoch=done // epoch_steps, epochs=config.steps // epoch_steps,
+            steps_per_epoch=epoch_steps, validation_data=validation_data, callbacks=callbacks, verbose=verbose,
+            shuffle=False,
+        )
+    except RuntimeError:
+        if stop.diverged_at_step is None:
+            raise
+        # The diverged epoch never reached its checkpoint: the last one holds the last good state.
+        good_step = restore_checkpoint(model, out / BACKUP_DIR)
+        model.jit_compile = predicts_with_xla
         kept = out / "last-good"
         kept.mkdir(exist_ok=True)
         write_json_atomically(kept / CONFIG_FILE, config.to_dict())
@@ -289,9 +292,10 @@ def _train_locked(config: TrainConfig, out: Path, verbose, strategy: tf.distribu
         save_model_atomically(model, kept / MODEL_FILE)
         shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
         raise TrainingDiverged(
-            f"the loss became NaN or infinite at step {guard.diverged_at_step}; training stopped and kept the "
-            f"weights of step {guard.good_step} in {kept}. Lower the learning rate (now {config.learning_rate})"
-        )
+            f"the loss became NaN or infinite at step {stop.diverged_at_step}; training stopped and kept the "
+            f"weights of step {good_step} in {kept}. Lower the learning rate (now {config.learning_rate})"
+        ) from None
+    model.jit_compile = predicts_with_xla
     if hasattr(model, "average_weights"):  # the VAE-GAN fills with the average of its last steps' weights
         model.average_weights()
     save_model_atomically(model, out / MODEL_FILE)
@@ -370,34 +374,28 @@ def checkpoint_interval(steps: int, every: int) -> int:
     return min(divisors, key=lambda d: (abs(math.log(d / every)), -d))
 
 
-class NaNGuard(keras.callbacks.Callback):
-    """Stop at the first non-finite loss and put back the weights of the last good checkpoint."""
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras's ``TerminateOnNaN``, raising at the first non-finite loss, and noting the step.
+
+    Raising (``raise_error=True``) ends the epoch at once, before its
+    :class:`Checkpoint`: the last checkpoint keeps the last good weights and
+    optimizer state, which :func:`train` then restores and keeps.
+    """
 
     def __init__(self):
-        super().__init__()
+        super().__init__(raise_error=True)
         self.diverged_at_step = None
-        self.good_step = 0
-        self._good_weights = None
-        self._step = 0
+        self._first_step = 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self._good_weights is None:
-            self._good_weights = self.model.get_weights()
-            self._step = epoch * self.params["steps"]
-            self.good_step = self._step
+        self._first_step = epoch * self.params["steps"]
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
-        if any(not math.isfinite(float(v)) for v in (logs or {}).values()):
-            self.diverged_at_step = self._step
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.diverged_at_step is not None:
-            self.model.set_weights(self._good_weights)
-        else:
-            self._good_weights = self.model.get_weights()
-            self.good_step = self._step
+        try:
+            super().on_train_batch_end(batch, logs)
+        except RuntimeError:
+            self.diverged_at_step = self._first_step + batch + 1
+            raise
 
 
 class Checkpoint(keras.callbacks.Callback):
@@ -415,6 +413,10 @@ class Checkpoint(keras.callbacks.Callback):
         super().__init__()
         self.folder = Path(folder)
 
+    def on_train_begin(self, logs=None):
+        if not (self.folder / self.FILE).is_file():  # the state to go back to if the first epoch diverges
+            self.on_epoch_end(-1)
+
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
         # Keras writes weights only to a name ending in .weights.h5: a hidden one beside the file.
@@ -428,14 +430,18 @@ class Checkpoint(keras.callbacks.Callback):
 
 def restore_checkpoint(model: keras.Model, folder: Path) -> int:
     """Load the last :class:`Checkpoint` in ``folder`` into ``model`` (built and compiled, in its
-    strategy's scope); the number of steps it had trained, 0 where there is none."""
+    strategy's scope); the number of steps it had trained, 0 where there is none.
+
+    Builds the model's optimizers either way: their state must exist to be loaded, and to be
+    in the first checkpoint, which a run that diverges in its first epoch goes back to.
+    """
+    optimizers = list(getattr(model, "optimizers", {}).values()) or [model.optimizer]
+    for optimizer in optimizers:
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
     path = Path(folder) / Checkpoint.FILE
     if not path.is_file():
         return 0
-    optimizers = list(getattr(model, "optimizers", {}).values()) or [model.optimizer]
-    for optimizer in optimizers:
-        if not optimizer.built:  # its state must exist to be loaded into
-            optimizer.build(model.trainable_variables)
     try:
         model.load_weights(path)
     except (OSError, ValueError) as error:

@@ -90,23 +90,29 @@ def test_bad_configs_name_the_field():
         training.build_model(TrainConfig(model_options={"widht": 3}))
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path, monkeypatch):
+@pytest.mark.parametrize("first_bad_step, last_good_step", [(10, 8), (1, 0)], ids=["third-epoch", "first-step"])
+def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path, monkeypatch, first_bad_step, last_good_step):
     make_dataset = training.make_dataset
 
-    def data_that_turns_nan_at_step_10(images, mask, *args, shuffle=True, **kwargs):
+    def data_that_turns_nan(images, mask, *args, shuffle=True, **kwargs):
         dataset = make_dataset(images, mask, *args, shuffle=shuffle, **kwargs)
         if not shuffle:
             return dataset  # the validation data stays clean
-        poison = lambda i, batch: (batch[0], batch[1] + training.tf.where(i >= 9, float("nan"), 0.0))  # noqa: E731
+        nan_from = first_bad_step - 1
+        poison = lambda i, batch: (batch[0], batch[1] + training.tf.where(i >= nan_from, float("nan"), 0.0))  # noqa: E731
         return dataset.enumerate().map(poison)
 
-    monkeypatch.setattr(training, "make_dataset", data_that_turns_nan_at_step_10)
+    monkeypatch.setattr(training, "make_dataset", data_that_turns_nan)
     config = TrainConfig(steps=40, checkpoint_every=4, **TINY)
     with pytest.raises(TrainingDiverged, match="NaN or infinite at step .*Lower the learning rate") as caught:
         train(config, tmp_path / "run", verbose=0)
-    assert "at step 10" in str(caught.value) and "weights of step 8" in str(caught.value)
+    assert f"at step {first_bad_step};" in str(caught.value)
+    assert f"weights of step {last_good_step} in" in str(caught.value)
     kept = load_trained(tmp_path / "run" / "last-good")
     assert all(np.isfinite(w).all() for w in kept.model.get_weights())
+    # The optimizer's state is the last good one too, not the diverged step's.
+    assert int(kept.model.optimizer.iterations.numpy()) == last_good_step
+    assert all(np.isfinite(v.numpy()).all() for v in kept.model.optimizer.variables)
     assert not (tmp_path / "run" / "model.keras").exists(), "a diverged run is not a finished model"
 
 
