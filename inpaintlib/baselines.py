@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from inpaintlib.errors import ConfigError, DataError
-from inpaintlib.metrics import _composite, check_images, check_masks
+from inpaintlib.metrics import check_images, check_masks, composite_unchecked
 
 #: Radius in pixels of the neighbourhood OpenCV's methods fill each pixel from.
 #: 3, OpenCV's own example value, is a middle ground: on 64x64 CelebA faces
@@ -67,7 +67,7 @@ class Baseline:
             )
         filled = self._fill(images, masks)
         # Known pixels come back exactly: only the fill is the method's.
-        return _composite(np.clip(filled, 0.0, 1.0), images, masks).astype(np.float32)
+        return composite_unchecked(np.clip(filled, 0.0, 1.0), images, masks).astype(np.float32)
 
     def _fill(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -89,7 +89,7 @@ class _OpenCV(Baseline):
 
 
 class Telea(_OpenCV):
-    """OpenCV's fast marching method, ``cv2.INPAINT_TELEA``, radius :data:`INPAINT_RADIUS`.
+    """OpenCV's fast marching method, ``cv2.INPAINT_TELEA``, radius :data:`.INPAINT_RADIUS`.
 
     Examples
     --------
@@ -105,7 +105,7 @@ class Telea(_OpenCV):
 
 
 class NavierStokes(_OpenCV):
-    """OpenCV's Navier-Stokes method, ``cv2.INPAINT_NS``, radius :data:`INPAINT_RADIUS`."""
+    """OpenCV's Navier-Stokes method, ``cv2.INPAINT_NS``, radius :data:`.INPAINT_RADIUS`."""
 
     name = "navier-stokes"
     flag = cv2.INPAINT_NS

@@ -80,6 +80,7 @@ def build_book(
     root: str | Path | None = None,
     html: bool = True,
     rerun: bool = False,
+    only: list[str] | None = None,
 ) -> Path:
     """Execute every chapter with a profile's parameters, then build the HTML.
 
@@ -93,11 +94,15 @@ def build_book(
     overrides : dict, optional
         Parameter name -> value, applied to every chapter that declares it.
     root : path, optional
-        The book's folder; see :func:`find_book_root`.
+        The book's folder; see :func:`.find_book_root`.
     html : bool
         Build the HTML after executing (False: only execute the chapters).
     rerun : bool
         Execute every chapter, even one whose last run is still current.
+    only : list of str, optional
+        Chapter names (``"02_unet"``): a book of these chapters alone, with the
+        other pages. The profile and the overrides are still checked against
+        every chapter.
 
     Returns
     -------
@@ -110,12 +115,20 @@ def build_book(
     chapters = list_chapters(root)
     declared = {chapter.stem: declared_parameters(chapter) for chapter in chapters}
     parameters = chapter_parameters(load_profiles(), profile, declared, data, overrides)
+    if only is not None:
+        unknown = sorted(set(only) - set(declared))
+        if unknown:
+            raise ConfigError(f"unknown chapter(s) {', '.join(unknown)}: the chapters are {', '.join(declared)}")
+        chapters = [chapter for chapter in chapters if chapter.stem in only]
 
     staging = root / "_build" / "executed"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(root / name, staging / name)
+    shutil.copy2(root / "_config.yml", staging / "_config.yml")
+    left_out = {str(path.relative_to(root).with_suffix("")) for path in list_chapters(root)} - {
+        str(chapter.relative_to(root).with_suffix("")) for chapter in chapters}
+    (staging / "_toc.yml").write_text(yaml.safe_dump(_toc_without(yaml.safe_load((root / "_toc.yml").read_text()),
+                                                                 left_out), sort_keys=False))
     shutil.copytree(root / "book", staging / "book", ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
 
     kept = root / "_build" / "chapters"
@@ -157,6 +170,15 @@ def build_book(
     index = root / "_build" / "html" / "index.html"
     print(f"The book is in {index}")
     return index
+
+
+def _toc_without(node, files: set[str]):
+    """A table of contents (its YAML, parsed) without the entries of ``files``."""
+    if isinstance(node, list):
+        return [_toc_without(item, files) for item in node if not (isinstance(item, dict) and item.get("file") in files)]
+    if isinstance(node, dict):
+        return {key: _toc_without(value, files) for key, value in node.items()}
+    return node
 
 
 def run_key(chapter: Path, parameters: dict) -> str:

@@ -28,6 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``inpaint`` argument parser: its commands train, evaluate, fill, book and data."""
     parser = _Parser(prog="inpaint", description="Image inpainting on faces: train, evaluate, fill, build the book.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                       help="set a chapter parameter, e.g. -p n_faces 32 (repeatable)")
     book.add_argument("--root", help="the book's folder (default: the working folder)")
+    book.add_argument("--chapter", action="append", metavar="NAME", dest="chapters",
+                      help="build a book of this chapter alone, e.g. --chapter 02_unet (repeatable)")
     book.add_argument("--no-html", action="store_true", help="only execute the chapters")
     book.add_argument("--rerun", action="store_true",
                       help="execute every chapter, even one whose last run (in _build/chapters/) is still current")
@@ -117,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``inpaint`` command (``argv`` without the program's name; the process's arguments by
+    default); the exit status: 0, 2 for a user's mistake (one line on stderr), 1 for a failed book."""
     from PIL import Image
 
     args = build_parser().parse_args(argv)
@@ -261,7 +266,7 @@ def _book(args) -> int:
     overrides = {name: parse_value(value) for name, value in args.parameter}
     try:
         build_book(args.profile, data=args.data, overrides=overrides, root=args.root, html=not args.no_html,
-                   rerun=args.rerun)
+                   rerun=args.rerun, only=args.chapters)
     except ChapterError as error:
         print(f"inpaint: {error}", file=sys.stderr)
         return 1
@@ -272,7 +277,7 @@ def _data(args) -> int:
     from inpaintlib.data import SPLITS, load_images, parse_data_spec
 
     if args.data_command == "setup":
-        from inpaintlib.celeba_setup import setup_celeba
+        from inpaintlib.data import setup_celeba
 
         path = setup_celeba(args.source, args.target)
         # A command cannot set its shell's environment: say how to.

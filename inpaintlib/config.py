@@ -1,6 +1,6 @@
 """Training configs and model folders, read and checked without TensorFlow.
 
-A :class:`TrainConfig` names everything that shapes a trained model; a model
+A :class:`.TrainConfig` names everything that shapes a trained model; a model
 folder holds ``model.keras``, the ``config.json`` that made it and its
 ``history.json``. Both are checked here, before anything imports TensorFlow,
 so that a mistake on the command line is one line and a fraction of a
@@ -25,7 +25,7 @@ MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 MODEL_KINDS = ("unet", "vaegan")
-#: Adam's learning rate when the config names none: GANs want a smaller step.
+#: Adam's learning rate when the config names none (GANs want a smaller step).
 DEFAULT_LEARNING_RATES = {"unet": 1e-3, "vaegan": 2e-4}
 
 
@@ -104,7 +104,7 @@ class TrainConfig:
 def read_model_folder(path: str | Path) -> tuple[TrainConfig, list[dict]]:
     """The config and history of a model folder written by training, checked without loading the model.
 
-    Raises :class:`ConfigError` naming the problem and the fix for a folder that
+    Raises :class:`.ConfigError` naming the problem and the fix for a folder that
     holds no model, or a damaged one.
     """
     path = Path(path)

@@ -26,7 +26,7 @@ from PIL import Image
 from inpaintlib.errors import MaskError
 
 MASK_KINDS = ("center", "random-box", "free-form")
-#: Seed of the evaluation masks: every method is scored on the same holes.
+#: Seed of the evaluation masks, so that every method is scored on the same holes.
 EVAL_SEED = 2016
 # Free-form brush: up to this many strokes per mask, each with up to this many segments.
 _MAX_STROKES = 4
@@ -34,7 +34,7 @@ _MAX_SEGMENTS = 6
 
 
 def check_mask_kind(kind: str) -> str:
-    """Return ``kind`` if it names a mask kind, else raise :class:`MaskError`."""
+    """Return ``kind`` if it names a mask kind, else raise :class:`.MaskError`."""
     if kind not in MASK_KINDS:
         raise MaskError(f"unknown mask kind {kind!r}: use one of {', '.join(MASK_KINDS)}")
     return kind
@@ -101,7 +101,7 @@ def load_mask(path: str | Path, image_size: int) -> np.ndarray:
     """Read a mask from an image file: non-zero pixels are missing.
 
     Returns float32 (image_size, image_size, 1). A file that cannot be read or
-    whose size differs from ``image_size`` raises :class:`MaskError`.
+    whose size differs from ``image_size`` raises :class:`.MaskError`.
     """
     if not Path(path).exists():
         raise MaskError(
@@ -181,7 +181,7 @@ def _free_form(n, image_size: int, hole: float, seed):
 
 @functools.cache
 def _segment_painter():
-    """:func:`_paint_segments` compiled with XLA, which fuses the distance computation into one
+    """:func:`._paint_segments` compiled with XLA, which fuses the distance computation into one
     loop: 30x faster on a CPU, which keeps free-form masks from slowing the training pipeline."""
     import tensorflow as tf
 

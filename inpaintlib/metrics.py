@@ -1,7 +1,7 @@
 """Metrics: how good a fill is, scored the same way for every method.
 
 Each metric is computed per image, on float images in [0, 1], and
-:func:`evaluate` averages it over images:
+:func:`.evaluate` averages it over images:
 
 - ``psnr`` and ``ssim`` of the whole composited image (known pixels from the
   real image, hole pixels from the fill); the SSIM is Wang et al.'s (2004),
@@ -29,8 +29,8 @@ import numpy as np
 
 from inpaintlib.errors import DataError
 
-#: The PSNR of an exact match, which would be infinite: a finite cap keeps
-#: averages and JSON files usable. No real fill comes near it.
+#: The PSNR of an exact match, which would be infinite. A finite cap keeps
+#: averages and JSON files usable; no real fill comes near it.
 PSNR_CAP = 100.0
 #: Luma weights of the grayscale image sharpness is measured on (ITU-R BT.709,
 #: as :func:`skimage.color.rgb2gray` uses).
@@ -38,7 +38,7 @@ LUMA = (0.2125, 0.7154, 0.0721)
 #: Gradient magnitudes below this (a quarter of one uint8 grey level per pixel)
 #: count as flat, so that sharpness never divides by zero.
 FLAT_GRADIENT = 1e-3
-#: Keys of the dict :func:`evaluate` returns, in order.
+#: Keys of the dict :func:`.evaluate` returns, in order.
 RESULT_KEYS = ("method", "n", "psnr", "psnr_hole", "ssim", "ssim_hole", "l1_hole", "sharpness", "diversity",
                "seconds_per_image")
 # Float images may overshoot [0, 1] by float rounding (a sigmoid in float32);
@@ -55,7 +55,7 @@ _SSIM_MIN_SIDE = 2 * int(3.5 * _SSIM_SIGMA + 0.5) + 1
 
 
 def check_images(images, name: str = "images") -> np.ndarray:
-    """Return ``images`` as float64 in [0, 1], or raise :class:`DataError`.
+    """Return ``images`` as float64 in [0, 1], or raise :class:`.DataError`.
 
     Parameters
     ----------
@@ -94,7 +94,7 @@ def check_images(images, name: str = "images") -> np.ndarray:
 
 
 def check_masks(masks, shape, name: str = "masks") -> np.ndarray:
-    """Return ``masks`` as float64 (N, H, W, 1) of 0 and 1, or raise :class:`DataError`.
+    """Return ``masks`` as float64 (N, H, W, 1) of 0 and 1, or raise :class:`.DataError`.
 
     Parameters
     ----------
@@ -182,14 +182,14 @@ def composite(predictions, images, masks) -> np.ndarray:
     """
     predictions, images = _check_pair(predictions, images, ("predictions", "images"))
     masks = check_masks(masks, images.shape)
-    return _composite(predictions, images, masks).astype(np.float32)
+    return composite_unchecked(predictions, images, masks).astype(np.float32)
 
 
 def psnr(outputs, targets) -> np.ndarray:
     """Peak signal-to-noise ratio of each whole image, in dB, with data range 1.
 
     ``10 log10(1 / MSE)``; an exact match, whose PSNR is infinite, scores
-    :data:`PSNR_CAP` (100 dB).
+    :data:`.PSNR_CAP` (100 dB).
 
     Parameters
     ----------
@@ -225,7 +225,7 @@ def psnr_hole(outputs, targets, masks) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        float64 (N,), capped at :data:`PSNR_CAP` like :func:`psnr`.
+        float64 (N,), capped at :data:`.PSNR_CAP` like :func:`.psnr`.
 
     Examples
     --------
@@ -287,7 +287,7 @@ def ssim_hole(outputs, targets, masks) -> np.ndarray:
     The outputs are composited onto ``targets`` first, so the windows of the
     hole's outer pixels see the real pixels around it, whatever the method
     wrote there: a fill that does not match its surroundings scores lower.
-    The map is that of :func:`ssim` (Wang et al.'s settings), averaged over
+    The map is that of :func:`.ssim` (Wang et al.'s settings), averaged over
     the three channels; at the image border it is computed with reflected
     pixels, so a hole that touches the border still counts in full.
 
@@ -321,7 +321,7 @@ def ssim_hole(outputs, targets, masks) -> np.ndarray:
     masks = check_masks(masks, targets.shape)
     hole_sizes = _check_holes(masks)
     _check_ssim_size(targets.shape)
-    maps = _ssim_maps(_composite(outputs, targets, masks), targets)[1]
+    maps = _ssim_maps(composite_unchecked(outputs, targets, masks), targets)[1]
     return _hole_mean(maps, masks, hole_sizes)
 
 
@@ -356,7 +356,7 @@ def l1_hole(outputs, targets, masks) -> np.ndarray:
 def sharpness(outputs, targets, masks) -> np.ndarray:
     """How sharp the fill is: mean gradient magnitude in the hole, over the real one's.
 
-    The gradient is taken of the grayscale image (weights :data:`LUMA`) by
+    The gradient is taken of the grayscale image (weights :data:`.LUMA`) by
     central differences, ``(I[x+1] - I[x-1]) / 2`` along each axis (one-sided
     at the image border), and its magnitude averaged over the hole pixels. The
     hole's outermost pixels see their known neighbours, so a seam between the
@@ -364,7 +364,7 @@ def sharpness(outputs, targets, masks) -> np.ndarray:
     outputs are composited onto ``targets`` first, so those neighbours are the
     real pixels whatever the method wrote outside the hole.
 
-    Both means are floored at :data:`FLAT_GRADIENT` before dividing: a real
+    Both means are floored at :data:`.FLAT_GRADIENT` before dividing: a real
     hole that is flat cannot make the ratio infinite, a flat fill of a flat
     hole scores 1.0, and an image against itself always scores exactly 1.0.
 
@@ -433,10 +433,12 @@ def _check_samples(samples, name: str = "samples") -> np.ndarray:
     return check_images(array.reshape((-1,) + array.shape[2:]), name).reshape(array.shape)
 
 
-# The private versions take checked float64 arrays, so that evaluate checks once.
+# The versions below take checked float64 arrays, so that evaluate checks once.
 
 
-def _composite(predictions: np.ndarray, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def composite_unchecked(predictions: np.ndarray, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """:func:`.composite` of arrays already checked (by :func:`.check_images` and :func:`.check_masks`),
+    for a caller that checked them itself: nothing is checked again, and the dtype is the inputs'."""
     return masks * predictions + (1.0 - masks) * images
 
 
@@ -493,7 +495,7 @@ def _gradient_magnitude(images: np.ndarray) -> np.ndarray:
 def _sharpness(outputs, targets, masks, hole_sizes) -> np.ndarray:
     # Composited, so that the seam is measured against the real surroundings and
     # nothing a method wrote outside the hole counts.
-    fill = _hole_mean(_gradient_magnitude(_composite(outputs, targets, masks)), masks, hole_sizes)
+    fill = _hole_mean(_gradient_magnitude(composite_unchecked(outputs, targets, masks)), masks, hole_sizes)
     real = _hole_mean(_gradient_magnitude(targets), masks, hole_sizes)
     return np.maximum(fill, FLAT_GRADIENT) / np.maximum(real, FLAT_GRADIENT)
 
@@ -507,7 +509,7 @@ def _diversity(samples, masks, hole_sizes) -> np.ndarray:
 
 
 def evaluate(method, images, masks, batch_size: int = 64, diversity_samples: int = 4, diversity_images: int = 16) -> dict:
-    """Score an inpainting method on fixed images and masks: the per-image means of :func:`score_images`.
+    """Score an inpainting method on fixed images and masks: the per-image means of :func:`.score_images`.
 
     The method sees each image with its hole set to 0 (as the models do in
     training), so the missing pixels cannot leak into its fill. Its output is
@@ -540,11 +542,11 @@ def evaluate(method, images, masks, batch_size: int = 64, diversity_samples: int
     Returns
     -------
     dict
-        Plain Python values (JSON-serialisable), keys :data:`RESULT_KEYS`:
+        Plain Python values (JSON-serialisable), keys :data:`.RESULT_KEYS`:
         ``method`` (its name), ``n`` (images scored), the per-image means of
         ``psnr``, ``psnr_hole`` (dB), ``ssim``, ``ssim_hole`` (see
-        :func:`ssim_hole`), ``l1_hole``, ``sharpness`` (see :func:`sharpness`)
-        and ``diversity`` (see :func:`diversity`),
+        :func:`.ssim_hole`), ``l1_hole``, ``sharpness`` (see :func:`.sharpness`)
+        and ``diversity`` (see :func:`.diversity`),
         and ``seconds_per_image``: wall time of the ``inpaint`` calls over all
         N images, divided by N. It includes any one-off start-up of the method
         (such as graph tracing): call it once beforehand to leave that out.
@@ -568,9 +570,9 @@ def evaluate(method, images, masks, batch_size: int = 64, diversity_samples: int
 
 def score_images(method, images, masks, batch_size: int = 64, diversity_samples: int = 4,
                  diversity_images: int = 16) -> dict:
-    """Score a method image by image: what :func:`evaluate` averages, for intervals and plots.
+    """Score a method image by image: what :func:`.evaluate` averages, for intervals and plots.
 
-    Takes the arguments of :func:`evaluate`. Returns a dict with ``method``,
+    Takes the arguments of :func:`.evaluate`. Returns a dict with ``method``,
     ``n``, ``seconds_per_image`` (float), a float64 array per metric (length
     N; ``diversity`` has one value for each of the first ``diversity_images``
     images), and ``outputs``: the composited fills, float64 (N, H, W, 3).
@@ -599,7 +601,7 @@ def score_images(method, images, masks, batch_size: int = 64, diversity_samples:
     for i, batch in enumerate(batches):
         _check_shape(batch, images[i * batch_size:(i + 1) * batch_size].shape, label)
     fills = _check_output(np.concatenate(batches), images.shape, label)
-    outputs = _composite(fills, images, masks)
+    outputs = composite_unchecked(fills, images, masks)
 
     m = min(diversity_images, n)
     if callable(getattr(method, "sample", None)):
@@ -636,7 +638,7 @@ def bootstrap_interval(values, confidence: float = 0.95, resamples: int = 2000, 
     holds the central ``confidence`` of the resampled means. It tells how much
     a table's mean would move on another draw of test faces. To tell whether
     one method beats another on the same faces, use
-    :func:`paired_bootstrap_interval`, not whether two such intervals overlap.
+    :func:`.paired_bootstrap_interval`, not whether two such intervals overlap.
 
     Examples
     --------
@@ -664,7 +666,7 @@ def paired_bootstrap_interval(a, b, confidence: float = 0.95, resamples: int = 2
     each resample draws images, the same indices for both arrays. How hard a
     face is moves both scores alike and cancels in the difference, so this
     interval is far narrower than the two unpaired intervals of
-    :func:`bootstrap_interval`, whose overlap says little: a method can be
+    :func:`.bootstrap_interval`, whose overlap says little: a method can be
     ahead on nearly every face while its interval overlaps the other's. An
     interval that excludes 0 says which method is ahead on faces like these;
     one that contains 0, that the two are within the noise.

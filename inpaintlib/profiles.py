@@ -5,7 +5,7 @@
 GPU. A chapter's ``parameters`` cell holds its quick values; a profile sets
 only what differs. ``inpaint book`` injects the result with papermill; a
 chapter opened by hand (on Colab, say) applies one itself with
-:func:`select_profile`, the full one by default when there is a GPU.
+:func:`.select_profile`, the full one by default when there is a GPU.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from inpaintlib.errors import ConfigError
 PROFILES_FILE = Path(__file__).with_name("profiles.yml")
 #: The chapter parameter that picks a profile; not a value a profile or ``-p`` can set.
 PROFILE_PARAMETER = "profile"
-#: ``profile`` values that are not profiles: ``auto`` (full on a GPU or TPU, else the cell's) and ``cell``.
+#: ``profile`` values that are not profiles, ``auto`` (full on a GPU or TPU, else the cell's) and ``cell``.
 AUTO, CELL = "auto", "cell"
 #: The profile ``auto`` picks when there is an accelerator.
 ACCELERATOR_PROFILE = "full"
@@ -53,7 +53,7 @@ def chapter_parameters(
     Parameters
     ----------
     profiles : dict
-        From :func:`load_profiles`.
+        From :func:`.load_profiles`.
     profile : str
         The profile to apply.
     declared : dict
@@ -70,7 +70,7 @@ def chapter_parameters(
         that has a ``profile`` parameter: these values are final, and the
         chapter must not apply a profile of its own (``auto``: full on a GPU)
         on top of them. Unknown profiles, chapters and parameters raise
-        :class:`ConfigError` listing the valid names; ``profile`` itself is set
+        :class:`.ConfigError` listing the valid names; ``profile`` itself is set
         with the ``profile`` argument only.
     """
     if profile not in profiles:
@@ -127,7 +127,7 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
     namespace : dict
         The chapter's variables, ``globals()``; updated in place.
     profiles : dict, optional
-        From :func:`load_profiles`; by default the package's.
+        From :func:`.load_profiles`; by default the package's.
 
     Returns
     -------

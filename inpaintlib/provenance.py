@@ -2,7 +2,7 @@
 
 Three caches reuse work only while the code that made it is unchanged: the
 decoded images (keyed by the decoding code), the trained models and the
-executed chapters (both keyed by :func:`code_digest`, the whole package and
+executed chapters (both keyed by :func:`.code_digest`, the whole package and
 the TensorFlow and Keras it ran on). A classroom exercise that edits any of
 it, a mask function say, retrains what the edit could change.
 

@@ -6,7 +6,7 @@ INTERNAL: CUDA error`` before anything else. They come through absl's logging
 before it is initialised, which ``TF_CPP_MIN_LOG_LEVEL`` does not reach, so
 they bury a user's one-line mistake under four alarming and false ones.
 
-Importing :mod:`inpaintlib` installs a one-shot import hook: the first
+Importing :mod:`.inpaintlib` installs a one-shot import hook: the first
 ``import tensorflow`` (by the library, by Keras, or by a chapter) runs with
 the process's stderr (file descriptor 2) captured, and so does TensorFlow's
 first look for a GPU, where CUDA's own lines come from; absl's log lines are
@@ -72,7 +72,7 @@ def is_tensorflow_log_line(line: str) -> bool:
 
 
 class _QuietFinder(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` once, as the other finders do, and wraps its loader in :class:`_QuietLoader`."""
+    """Finds ``tensorflow`` once, as the other finders do, and wraps its loader in :class:`._QuietLoader`."""
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":

@@ -3,7 +3,7 @@
 ``train`` fits a model on a tf.data pipeline for a number of *steps* (the
 original recipe's "4000 epochs of one random batch of 128" is 4000 steps of
 batch 128). Keras epochs are only the checkpoint interval here: at the end of
-each one, :class:`Checkpoint` saves weights and optimizer state (one file,
+each one, :class:`.Checkpoint` saves weights and optimizer state (one file,
 written atomically) and the history is written to ``history.json``. A run
 killed at any moment resumes from its last checkpoint and *is* the
 uninterrupted run: the pipeline skips the batches the checkpoint already
@@ -51,7 +51,7 @@ from inpaintlib.masks import eval_masks
 BACKUP_DIR = "backup"
 #: Held by the process training into a folder; gone once the model is saved.
 LOCK_FILE = "train.lock"
-#: Which devices to train on: auto (the default), one, gpu:N or cpu:N; see pick_strategy.
+#: Which devices to train on, ``auto`` (the default), ``one``, ``gpu:N`` or ``cpu:N``; see pick_strategy.
 DEVICES_ENV = "INPAINTLIB_DEVICES"
 #: On a CPU, XLA takes 5-15 s to compile a training step, then runs each step 1.2-1.5x faster
 #: (bench/train.py, both models): it pays from about a hundred steps on.
@@ -121,6 +121,8 @@ def pick_strategy(devices: str | None = None) -> tf.distribute.Strategy:
         several-device training on a laptop; it must be chosen before TensorFlow
         starts computing). None reads ``$INPAINTLIB_DEVICES``, then ``"auto"``.
 
+    Notes
+    -----
     Under several devices ``batch_size`` stays the *global* batch: each of N
     replicas gets ``batch_size / N`` examples of every step. The same spec gives
     the same strategy throughout a process.
@@ -200,12 +202,12 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
         second process from training into the same folder.
     resume : bool
         Continue an interrupted run in ``out_dir`` from its last checkpoint. The
-        config must make the same model (the same :meth:`TrainConfig.cache_key`);
+        config must make the same model (the same :meth:`~inpaintlib.config.TrainConfig.cache_key`);
         the run keeps its own checkpoint interval.
     verbose : "auto", 0, 1 or 2
         Keras's progress display: 1 a progress bar, 2 one line per checkpoint.
     strategy : tf.distribute.Strategy, optional
-        The devices to train on; by default :func:`pick_strategy`'s choice.
+        The devices to train on; by default :func:`.pick_strategy`'s choice.
         ``config.batch_size`` is the global batch, split evenly over the replicas.
 
     Returns
@@ -313,7 +315,7 @@ def trains_with_xla(config: TrainConfig, replicas: int = 1) -> bool:
 
 
 def load_trained(path: str | Path) -> TrainedModel:
-    """Load a model directory written by :func:`train`."""
+    """Load a model directory written by :func:`.train`."""
     path = Path(path)
     config, history = read_model_folder(path)
     if config.model in MODEL_KINDS:
@@ -378,8 +380,8 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
     """Keras's ``TerminateOnNaN``, raising at the first non-finite loss, and noting the step.
 
     Raising (``raise_error=True``) ends the epoch at once, before its
-    :class:`Checkpoint`: the last checkpoint keeps the last good weights and
-    optimizer state, which :func:`train` then restores and keeps.
+    :class:`.Checkpoint`: the last checkpoint keeps the last good weights and
+    optimizer state, which :func:`.train` then restores and keeps.
     """
 
     def __init__(self):
@@ -404,7 +406,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     The step count travels inside the file, as the optimizers' ``iterations``, so
     the weights and the step they belong to can never disagree;
-    :func:`restore_checkpoint` reads both back.
+    :func:`.restore_checkpoint` reads both back.
     """
 
     FILE = "latest.weights.h5"
@@ -429,7 +431,7 @@ class Checkpoint(keras.callbacks.Callback):
 
 
 def restore_checkpoint(model: keras.Model, folder: Path) -> int:
-    """Load the last :class:`Checkpoint` in ``folder`` into ``model`` (built and compiled, in its
+    """Load the last :class:`.Checkpoint` in ``folder`` into ``model`` (built and compiled, in its
     strategy's scope); the number of steps it had trained, 0 where there is none.
 
     Builds the model's optimizers either way: their state must exist to be loaded, and to be
@@ -484,6 +486,7 @@ def write_json_atomically(path: Path, value) -> None:
 
 
 def save_model_atomically(model: keras.Model, path: Path) -> None:
+    """Save a Keras model so that ``path`` holds the old model or the new, never a part."""
     # Not atomic_write: Keras saves only to a path whose name ends in .keras, not to a file object.
     temporary = path.with_name(f".{path.stem}-{os.getpid()}.keras")
     try:

@@ -156,10 +156,10 @@ def build_discriminator(image_size: int, base_filters: int, depth: int) -> keras
 
 @keras.saving.register_keras_serializable(package="inpaintlib")
 class VAEGAN(keras.Model):
-    """Encoder, decoder and discriminator, trained together by :meth:`train_step`.
+    """Encoder, decoder and discriminator, trained together by :meth:`.train_step`.
 
     Called on ``(masked_image, mask)`` it returns the decoder's image for the
-    posterior mean of z: the single most likely fill. :meth:`sample_fills`
+    posterior mean of z: the single most likely fill. :meth:`.sample_fills`
     draws several.
     """
 
@@ -254,6 +254,8 @@ class VAEGAN(keras.Model):
     # -- training --------------------------------------------------------------------------------
 
     def train_step(self, data):
+        """One step of the three networks on a batch ``((masked_image, mask), image)``: each
+        network's Adam on its own loss, then the weight average; the losses, for ``fit``'s logs."""
         (masked_image, mask), image = data
         generator = self._generator_variables()
         with tf.GradientTape(persistent=True) as tape:

@@ -34,21 +34,11 @@ def celeba_sample() -> Path:
     return SAMPLE
 
 
-def copy_book(target: Path, chapters: list[str] | None = None) -> Path:
-    """Copy the book's sources (chapters, _config.yml, _toc.yml) into ``target``; with ``chapters``
-    (names such as ``"01_background"``), a table of contents of only those and the back matter."""
-    import yaml
-
+def copy_book(target: Path) -> Path:
+    """Copy the book's sources (chapters, _config.yml, _toc.yml) into ``target``."""
     shutil.copytree(REPO / "book", target / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(REPO / name, target / name)
-    if chapters is not None:
-        toc = yaml.safe_load((target / "_toc.yml").read_text())
-        for part in toc["parts"]:
-            part["chapters"] = [entry for entry in part["chapters"]  # the named notebooks, every page
-                                if Path(entry["file"]).name in chapters
-                                or not (target / f"{entry['file']}.ipynb").exists()]
-        (target / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     return target
 
 

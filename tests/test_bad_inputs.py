@@ -203,8 +203,9 @@ def book_copy(tmp_path) -> Path:
     [
         (["--profile", "huge"], ["unknown profile 'huge'", "use one of smoke, quick, full"]),
         (["-p", "nosuch", "1"], ["unknown parameter 'nosuch'", "the chapters' parameters are", "n_faces"]),
+        (["--chapter", "09_nosuch"], ["unknown chapter(s) 09_nosuch: the chapters are 01_background, 02_unet"]),
     ],
-    ids=["book-unknown-profile", "book-unknown-parameter"],
+    ids=["book-unknown-profile", "book-unknown-parameter", "book-unknown-chapter"],
 )
 def test_book_mistake_stops_before_any_chapter_runs(book_copy, args, fragments):
     result = run_inpaint("book", *args, "--root", book_copy)

@@ -74,8 +74,10 @@ def test_smoke_build_on_synthetic_faces_labels_them(smoke_book):
 
 def test_smoke_build_shows_real_faces_when_celeba_dir_is_set(tmp_path, celeba_sample):
     # Chapter 1 alone: the other chapters on real faces are chapter 4's test below.
-    root = copy_book(tmp_path, chapters=["01_background"])
-    build(root, {"CELEBA_DIR": str(celeba_sample)})
+    root = copy_book(tmp_path)
+    built = build(root, {"CELEBA_DIR": str(celeba_sample)}, "--chapter", "01_background").stdout
+    assert "Executing book/01_background.ipynb" in built and "Executing book/02_unet" not in built
+    assert not (root / "_build" / "html" / "book" / "02_unet.html").exists()
     html = chapter_html(root)
     assert f"CelebA ({celeba_sample})" in html
     assert "synthetic faces (a stand-in" not in html

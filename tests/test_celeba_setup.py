@@ -12,7 +12,7 @@ import zipfile
 import pytest
 from conftest import write_celeba, zip_folder
 
-from inpaintlib.celeba_setup import KAGGLE_DATASET, setup_celeba
+from inpaintlib.data import KAGGLE_DATASET, setup_celeba
 from inpaintlib.cli import main
 from inpaintlib.data import load_images
 from inpaintlib.errors import DataError

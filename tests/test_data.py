@@ -19,7 +19,7 @@ from PIL import Image, JpegImagePlugin
 
 from inpaintlib import data as datalib
 from inpaintlib import files
-from inpaintlib.data import DataWarning, decode_image, load_images, parse_data_spec
+from inpaintlib.data import DataWarning, decode_image, decoding, load_images, loading, parse_data_spec
 from inpaintlib.errors import DataError
 
 PARTITIONS = [0, 0, 1, 0, 2, 0, 1, 2, 0, 2]  # 5 train, 2 validation, 3 test
@@ -129,7 +129,7 @@ def test_decoding_matches_a_full_size_decode_crop_and_area_resize(monkeypatch, w
     imdecode, draft = cv2.imdecode, JpegImagePlugin.JpegImageFile.draft
 
     def imdecode_spy(buffer, flags):
-        scales.append(next(s for s, f in datalib._REDUCED_JPEG.items() if f == flags & ~cv2.IMREAD_IGNORE_ORIENTATION))
+        scales.append(next(s for s, f in decoding._REDUCED_JPEG.items() if f == flags & ~cv2.IMREAD_IGNORE_ORIENTATION))
         return imdecode(buffer, flags)
 
     def draft_spy(image, *args):
@@ -138,7 +138,7 @@ def test_decoding_matches_a_full_size_decode_crop_and_area_resize(monkeypatch, w
         scales.append(-(-full_width // image.size[0]))  # the reduced size rounds up
         return result
 
-    monkeypatch.setattr(datalib.cv2, "imdecode", imdecode_spy)
+    monkeypatch.setattr(decoding.cv2, "imdecode", imdecode_spy)
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", draft_spy)
     for picture in pictures:
         data = jpeg_bytes(picture, mode=mode)
@@ -204,10 +204,10 @@ def test_many_corrupt_files_are_summarised(tmp_path):
 
 def test_parallel_decoding_matches_serial(tmp_path, monkeypatch):
     root = write_celeba(tmp_path / "c", [0] * 40, files={"000007.jpg": b"broken"})
-    monkeypatch.setattr(datalib.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(loading.os, "cpu_count", lambda: 1)
     with pytest.warns(DataWarning):
         serial = load_images(f"celeba:{root}", "train", image_size=16, cache_dir=tmp_path / "a")
-    monkeypatch.setattr(datalib.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(loading.os, "cpu_count", lambda: 8)
     with pytest.warns(DataWarning, match="000007.jpg"):
         parallel = load_images(f"celeba:{root}", "train", image_size=16, cache_dir=tmp_path / "b")
     np.testing.assert_array_equal(serial, parallel)
@@ -289,7 +289,7 @@ def test_bad_arguments(kwargs, message):
 
 def test_second_load_comes_from_the_cache(celeba, monkeypatch, private_cache):
     first = load_images(f"celeba:{celeba}", "train", image_size=16)
-    monkeypatch.setattr(datalib, "_decode_split", lambda *a: pytest.fail("decoded again instead of using the cache"))
+    monkeypatch.setattr(loading, "_decode_split", lambda *a: pytest.fail("decoded again instead of using the cache"))
     np.testing.assert_array_equal(load_images(f"celeba:{celeba}", "train", image_size=16), first)
     assert len(list((private_cache / "images").glob("celeba-train-16px-all-*.npy"))) == 1
 
@@ -348,7 +348,7 @@ def save_half_then_hang(file, array, allow_pickle=False):
     Path(sys.argv[3]).touch()
     time.sleep(120)
 
-data.np.save = save_half_then_hang
+np.save = save_half_then_hang  # what inpaintlib.data.cache.save_atomically calls
 data.load_images(f"celeba:{sys.argv[1]}", "train", image_size=16, cache_dir=sys.argv[2])
 """
 

@@ -12,8 +12,7 @@ import pytest
 from test_cli import run_inpaint
 from test_data import mean_abs_difference, reference_square
 
-from inpaintlib import data as datalib
-from inpaintlib.data import load_images
+from inpaintlib.data import load_images, loading
 
 
 def test_official_layout_splits_7000_500_500(celeba_sample, private_cache):
@@ -25,7 +24,7 @@ def test_official_layout_splits_7000_500_500(celeba_sample, private_cache):
 def test_cached_reload_is_identical_and_decodes_nothing(celeba_sample, monkeypatch):
     spec = f"celeba:{celeba_sample}"
     first = load_images(spec, "test")
-    monkeypatch.setattr(datalib, "_decode_split", lambda *a: pytest.fail("decoded again instead of using the cache"))
+    monkeypatch.setattr(loading, "_decode_split", lambda *a: pytest.fail("decoded again instead of using the cache"))
     started = time.perf_counter()
     again = load_images(spec, "test")
     assert time.perf_counter() - started < 5  # generous: the benchmark holds the real target

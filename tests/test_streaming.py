@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import face_like, jpeg_bytes, write_celeba, zip_folder
 
-from inpaintlib import data as datalib
-from inpaintlib.data import DataWarning, ImageStream, default_memory_budget, load_images, make_dataset, open_images
+from inpaintlib.data import (DataWarning, ImageStream, default_memory_budget, load_images, make_dataset, open_images,
+                             streaming)
 from inpaintlib.errors import DataError
 
 PARTITIONS = [0, 0, 1, 0, 2, 0, 0, 2, 0, 0, 0, 0]  # 9 train, 1 validation, 2 test
@@ -80,7 +80,7 @@ def test_memory_budget_from_the_environment(monkeypatch, text, expected):
 
 def test_default_memory_budget_is_a_share_of_the_memory(monkeypatch):
     monkeypatch.delenv("INPAINTLIB_MEMORY_BUDGET", raising=False)
-    assert 0 < default_memory_budget() <= datalib._available_memory()
+    assert 0 < default_memory_budget() <= streaming._available_memory()
 
 
 def test_bad_budget_and_mode_name_the_fix(celeba, monkeypatch):
@@ -186,7 +186,7 @@ def test_training_streams_when_the_split_is_over_the_budget(celeba, tmp_path, mo
 
     monkeypatch.setenv("INPAINTLIB_MEMORY_BUDGET", "0")
     # The train split must not be loaded whole; training's own load_images (the validation split) still works.
-    monkeypatch.setattr(datalib, "load_images", lambda *a, **k: pytest.fail("loaded the train split into memory"))
+    monkeypatch.setattr(streaming, "load_images", lambda *a, **k: pytest.fail("loaded the train split into memory"))
     config = TrainConfig(data=f"celeba:{celeba}", image_size=16, batch_size=4, steps=6, checkpoint_every=2,
                          validation_images=1, model_options={"base_filters": 4, "depth": 1})
     trained = train(config, tmp_path / "run", verbose=0)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from inpaintlib.synthetic import synthetic_faces
+from inpaintlib.data import synthetic_faces
 
 
 @pytest.fixture(scope="module")

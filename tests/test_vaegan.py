@@ -12,10 +12,10 @@ from PIL import Image
 
 from inpaintlib import training
 from inpaintlib.cli import main
+from inpaintlib.data import synthetic_faces
 from inpaintlib.errors import ConfigError
 from inpaintlib.masks import eval_masks
 from inpaintlib.metrics import evaluate
-from inpaintlib.synthetic import synthetic_faces
 from inpaintlib.training import TrainConfig, load_trained, train
 from inpaintlib.vaegan import VAEGAN, build_vaegan
 

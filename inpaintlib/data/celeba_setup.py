@@ -14,11 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from inpaintlib.data import CELEBA_ENV, SPLITS, DataSource, _open_celeba, _zip_reader, cache_root, load_images
+from inpaintlib.data.cache import cache_root
+from inpaintlib.data.celeba import open_celeba, zip_reader
+from inpaintlib.data.loading import load_images
+from inpaintlib.data.sources import CELEBA_ENV, SPLITS, DataSource
 from inpaintlib.errors import DataError
 from inpaintlib.files import atomic_write
 
-#: The Kaggle copy of CelebA: img_align_celeba/img_align_celeba/*.jpg and list_eval_partition.csv.
+#: The Kaggle copy of CelebA, with ``img_align_celeba/img_align_celeba/*.jpg`` and ``list_eval_partition.csv``.
 KAGGLE_DATASET = "jessicali9530/celeba-dataset"
 _KAGGLE_SIGN_IN = (
     "kagglehub signs in with your Kaggle API token (kaggle.com > Settings > API > Create New Token): on "
@@ -33,7 +36,7 @@ def setup_celeba(source: str | Path, target: str | Path | None = None) -> Path:
     Parameters
     ----------
     source : str or Path
-        ``"kaggle"``: download :data:`KAGGLE_DATASET` with ``kagglehub`` (about
+        ``"kaggle"``: download :data:`.KAGGLE_DATASET` with ``kagglehub`` (about
         1.4 GB, once: it stays in kagglehub's cache). A ``.zip`` path, such as
         ``/content/drive/MyDrive/celeba.zip``: copied into ``target`` unless an
         equally large copy is already there. A folder: used where it is.
@@ -42,13 +45,13 @@ def setup_celeba(source: str | Path, target: str | Path | None = None) -> Path:
     target : str or Path, optional
         The folder a zip is copied into: local disk, since Drive reads slowly.
         By default ``celeba/`` in the cache folder (see
-        :func:`inpaintlib.data.cache_root`). A zip already in it is used in place.
+        :func:`inpaintlib.data.cache.cache_root`). A zip already in it is used in place.
 
     Returns
     -------
     Path
         The CelebA folder or zip, now also in ``os.environ["CELEBA_DIR"]``.
-        Anything that is not CelebA raises :class:`DataError` saying why.
+        Anything that is not CelebA raises :class:`.DataError` saying why.
     """
     if str(source) == "kaggle":
         path = _download_from_kaggle()
@@ -81,12 +84,12 @@ def check_celeba(path: Path) -> int:
     int
         The number of image files it holds. A missing images folder or
         partition file, a malformed line or an empty split raises
-        :class:`DataError`, as the chapters would.
+        :class:`.DataError`, as the chapters would.
     """
     with tempfile.TemporaryDirectory() as scratch:  # these one-image loads are not worth caching
         for split in SPLITS:
             load_images(DataSource("celeba", path), split, limit=1, cache_dir=scratch)
-    return len(_open_celeba(path).images)
+    return len(open_celeba(path).images)
 
 
 def _download_from_kaggle() -> Path:
@@ -114,6 +117,6 @@ def _copy_once(source: Path, folder: Path) -> Path:
     # An interrupted copy (Drive unmounted, Ctrl-C) leaves nothing behind.
     with atomic_write(copy) as out, source.open("rb") as data:
         shutil.copyfileobj(data, out, 16 << 20)
-    _zip_reader.cache_clear()  # it may hold an earlier file of the same name open
+    zip_reader.cache_clear()  # it may hold an earlier file of the same name open
     print(f"  copied in {time.perf_counter() - started:.0f} s")
     return copy
