@@ -101,8 +101,8 @@ def build_book(
         Execute every chapter, even one whose last run is still current.
     only : list of str, optional
         Chapter names (``"02_unet"``): a book of these chapters alone, with the
-        other pages. The profile and the overrides are still checked against
-        every chapter.
+        pages that name no other chapter. The profile and the overrides are
+        still checked against every chapter.
 
     Returns
     -------
@@ -127,6 +127,9 @@ def build_book(
     shutil.copy2(root / "_config.yml", staging / "_config.yml")
     left_out = {str(path.relative_to(root).with_suffix("")) for path in list_chapters(root)} - {
         str(chapter.relative_to(root).with_suffix("")) for chapter in chapters}
+    # A page that links to a chapter left out (the library page names them all) is left out too.
+    left_out |= {str(page.relative_to(root).with_suffix("")) for page in (root / "book").glob("*.md")
+                 if any(Path(name).name in page.read_text() for name in left_out)}
     (staging / "_toc.yml").write_text(yaml.safe_dump(_toc_without(yaml.safe_load((root / "_toc.yml").read_text()),
                                                                  left_out), sort_keys=False))
     shutil.copytree(root / "book", staging / "book", ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
