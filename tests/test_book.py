@@ -13,7 +13,8 @@ import pytest
 
 from conftest import build, copy_book, execute_chapter, glued
 
-pytestmark = pytest.mark.slow
+# One worker runs every test of the session's smoke book, so that it is built once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_book")]
 
 
 def chapter_html(root, name="01_background"):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-pytestmark = pytest.mark.slow
+# One worker runs every test of the session's smoke book, so that it is built once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_book")]
 
 
 def test_every_code_cell_of_every_executed_chapter_ran_in_order_without_an_error(smoke_book):
