@@ -17,6 +17,25 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path(os.environ.get("CELEBA_SAMPLE", REPO.parent / "shared" / "data" / "celeba-sample"))
 
 
+#: The test modules that use the session's smoke book (built in about a minute): one worker runs them all.
+SMOKE_BOOK_MODULES = {"tests/test_book.py", "tests/test_browser.py", "tests/test_executed_notebooks.py"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Spread the tests over the xdist workers one by one, but the smoke book's all to one worker, so
+    that it is built once. (xdist's own grouping, --dist loadgroup, renames node ids, which pytest 9
+    no longer lets it do.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SmokeBookOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            module = nodeid.split("::", 1)[0]
+            return "smoke book" if module in SMOKE_BOOK_MODULES else nodeid
+
+    return SmokeBookOnOneWorker(config, log)
+
+
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
     """Every test caches into its own folder, never the user's cache."""

@@ -13,8 +13,7 @@ import pytest
 
 from conftest import build, copy_book, execute_chapter, glued
 
-# One worker runs every test of the session's smoke book, so that it is built once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_book")]
+pytestmark = pytest.mark.slow
 
 
 def chapter_html(root, name="01_background"):

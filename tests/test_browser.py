@@ -29,8 +29,7 @@ from PIL import Image
 
 from inpaintlib.book import list_chapters
 
-# One worker runs every test of the session's smoke book, so that it is built once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_book")]
+pytestmark = pytest.mark.slow
 
 WINDOW = (1280, 2000)
 # jupyter-book 1.0.4 with sphinx-thebe 0.3.1 writes the thebe set-up <script> twice on every page, so the

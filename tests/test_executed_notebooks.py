@@ -11,8 +11,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-# One worker runs every test of the session's smoke book, so that it is built once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_book")]
+pytestmark = pytest.mark.slow
 
 
 def test_every_code_cell_of_every_executed_chapter_ran_in_order_without_an_error(smoke_book):
