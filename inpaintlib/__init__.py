@@ -1,8 +1,11 @@
 """inpaintlib: image inpainting on faces with a U-Net and a VAE-GAN.
 
-The library behind the inpainting-book course. Modules, one per concept:
-``data`` (CelebA and synthetic faces, tf.data pipelines), ``masks``,
-``viz``, ``profiles``, ``book`` and ``cli``.
+The library behind the inpainting-book course, one module per concept: ``data``
+(CelebA and synthetic faces, tf.data pipelines), ``masks``, ``unet``, ``vaegan``,
+``config`` and ``training``, ``metrics`` and ``baselines``, ``viz``, ``profiles``,
+``book`` and ``cli``, over ``errors``, ``files``, ``device``, ``provenance`` and
+``startup``. The book's library page (``book/library.md``) is its design and
+API reference.
 """
 
 from inpaintlib.startup import quiet_tensorflow_startup

@@ -36,7 +36,6 @@ from inpaintlib.device import has_accelerator
 from inpaintlib.data import cache_root, load_images, make_dataset, open_images
 from inpaintlib.config import (  # noqa: F401  (TrainConfig and the folder's file names, re-exported)
     CONFIG_FILE,
-    DEFAULT_LEARNING_RATES,
     HISTORY_FILE,
     MODEL_FILE,
     MODEL_KINDS,
