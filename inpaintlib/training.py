@@ -24,7 +24,6 @@ import math
 import os
 import shutil
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inpaintlib.device import has_accelerator
+from inpaintlib.checkpoints import (  # noqa: F401  (re-exported: where a run's state goes)
+    Checkpoint,
+    HistoryWriter,
+    StopOnNaN,
+    restore_checkpoint,
+    save_model_atomically,
+    write_json_atomically,
+)
+from inpaintlib.device import has_accelerator, pick_strategy
 from inpaintlib.data import cache_root, load_images, make_dataset, open_images
 from inpaintlib.config import (  # noqa: F401  (TrainConfig and the folder's file names, re-exported)
     CONFIG_FILE,
@@ -44,14 +51,11 @@ from inpaintlib.config import (  # noqa: F401  (TrainConfig and the folder's fil
     read_model_folder,
 )
 from inpaintlib.errors import ConfigError, InpaintError
-from inpaintlib.files import atomic_write
 from inpaintlib.masks import eval_masks
 
 BACKUP_DIR = "backup"
 #: Held by the process training into a folder; gone once the model is saved.
 LOCK_FILE = "train.lock"
-#: Which devices to train on, ``auto`` (the default), ``one``, ``gpu:N`` or ``cpu:N``; see pick_strategy.
-DEVICES_ENV = "INPAINTLIB_DEVICES"
 #: On a CPU, XLA takes 5-15 s to compile a training step, then runs each step 1.2-1.5x faster
 #: (bench/train.py, both models): it pays from about a hundred steps on.
 XLA_MIN_STEPS_ON_CPU = 200
@@ -98,75 +102,6 @@ class TrainedModel:
             fills = self.model.sample_fills(images * (1.0 - masks), masks, k, seed=seed, batch_size=batch_size)
             return images * (1.0 - masks) + fills * masks
         return np.repeat(self.inpaint(images, masks, batch_size)[None], k, axis=0)
-
-
-#: The strategies pick_strategy made, by device spec: one per process, because a second
-#: MirroredStrategy over the same devices reuses the first one's collective keys, and the next
-#: model, whose gradients have other shapes, fails in its first step.
-_STRATEGIES: dict[str, tf.distribute.Strategy] = {}
-
-
-def pick_strategy(devices: str | None = None) -> tf.distribute.Strategy:
-    """The devices to train on, as a tf.distribute strategy.
-
-    Parameters
-    ----------
-    devices : str, optional
-        ``"auto"`` (the default): a TPU if one is attached (Colab's TPU runtime),
-        all GPUs if there are several, else the default strategy (one device).
-        ``"one"``: the default strategy even where there are several devices.
-        ``"gpu:N"`` or ``"cpu:N"``: a MirroredStrategy over the first N GPUs, or
-        over N logical devices the CPU is split into (no faster: a way to test
-        several-device training on a laptop; it must be chosen before TensorFlow
-        starts computing). None reads ``$INPAINTLIB_DEVICES``, then ``"auto"``.
-
-    Notes
-    -----
-    Under several devices ``batch_size`` stays the *global* batch: each of N
-    replicas gets ``batch_size / N`` examples of every step. The same spec gives
-    the same strategy throughout a process.
-    """
-    spec = (os.environ.get(DEVICES_ENV, "") if devices is None else str(devices)).strip().lower() or "auto"
-    if spec in _STRATEGIES:
-        return _STRATEGIES[spec]
-    if spec == "auto":
-        try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-            tf.config.experimental_connect_to_cluster(resolver)
-            tf.tpu.experimental.initialize_tpu_system(resolver)
-            return _STRATEGIES.setdefault(spec, tf.distribute.TPUStrategy(resolver))
-        except (ValueError, RuntimeError, tf.errors.NotFoundError, tf.errors.UnavailableError):
-            pass
-        if len(tf.config.list_logical_devices("GPU")) > 1:
-            return _STRATEGIES.setdefault(spec, tf.distribute.MirroredStrategy())
-        return tf.distribute.get_strategy()
-    if spec == "one":
-        return tf.distribute.get_strategy()
-    kind, _, count = spec.partition(":")
-    if kind not in ("cpu", "gpu") or not count.isdigit() or int(count) < 1:
-        raise ConfigError(f"unknown devices {spec!r} (${DEVICES_ENV}): use auto, one, gpu:N or cpu:N")
-    n = int(count)
-    if kind == "cpu":
-        _split_cpu(n)
-    found = tf.config.list_logical_devices(kind.upper())
-    if len(found) < n:
-        raise ConfigError(f"devices {spec!r}: TensorFlow sees only {len(found)} {kind.upper()} device(s); "
-                          f"ask for at most {len(found)}, or use auto")
-    return _STRATEGIES.setdefault(spec, tf.distribute.MirroredStrategy([device.name for device in found[:n]]))
-
-
-def _split_cpu(n: int) -> None:
-    """Split the CPU into ``n`` logical devices (at least), which TensorFlow allows only before it starts."""
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    if len(tf.config.get_logical_device_configuration(cpu) or [None]) >= n:
-        return
-    try:
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
-    except RuntimeError:
-        raise ConfigError(
-            f"cannot split the CPU into {n} devices once TensorFlow has started: set {DEVICES_ENV}=cpu:{n} "
-            f"in the environment, or call pick_strategy('cpu:{n}') before any other TensorFlow work"
-        ) from None
 
 
 def build_model(config: TrainConfig) -> keras.Model:
@@ -373,126 +308,6 @@ def checkpoint_interval(steps: int, every: int) -> int:
     divisors = [d for d in range(1, math.isqrt(steps) + 1) if steps % d == 0]
     divisors += [steps // d for d in divisors]
     return min(divisors, key=lambda d: (abs(math.log(d / every)), -d))
-
-
-class StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """Keras's ``TerminateOnNaN``, raising at the first non-finite loss, and noting the step.
-
-    Raising (``raise_error=True``) ends the epoch at once, before its
-    :class:`.Checkpoint`: the last checkpoint keeps the last good weights and
-    optimizer state, which :func:`.train` then restores and keeps.
-    """
-
-    def __init__(self):
-        super().__init__(raise_error=True)
-        self.diverged_at_step = None
-        self._first_step = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._first_step = epoch * self.params["steps"]
-
-    def on_train_batch_end(self, batch, logs=None):
-        try:
-            super().on_train_batch_end(batch, logs)
-        except RuntimeError:
-            self.diverged_at_step = self._first_step + batch + 1
-            raise
-
-
-class Checkpoint(keras.callbacks.Callback):
-    """Save the weights and the optimizers' state at the end of every epoch, into one file
-    replaced atomically: a kill at any moment leaves the last checkpoint whole.
-
-    The step count travels inside the file, as the optimizers' ``iterations``, so
-    the weights and the step they belong to can never disagree;
-    :func:`.restore_checkpoint` reads both back.
-    """
-
-    FILE = "latest.weights.h5"
-
-    def __init__(self, folder: Path):
-        super().__init__()
-        self.folder = Path(folder)
-
-    def on_train_begin(self, logs=None):
-        if not (self.folder / self.FILE).is_file():  # the state to go back to if the first epoch diverges
-            self.on_epoch_end(-1)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        # Keras writes weights only to a name ending in .weights.h5: a hidden one beside the file.
-        temporary = self.folder / f".{os.getpid()}-{self.FILE}"
-        try:
-            self.model.save_weights(temporary)
-            os.replace(temporary, self.folder / self.FILE)
-        finally:
-            temporary.unlink(missing_ok=True)
-
-
-def restore_checkpoint(model: keras.Model, folder: Path) -> int:
-    """Load the last :class:`.Checkpoint` in ``folder`` into ``model`` (built and compiled, in its
-    strategy's scope); the number of steps it had trained, 0 where there is none.
-
-    Builds the model's optimizers either way: their state must exist to be loaded, and to be
-    in the first checkpoint, which a run that diverges in its first epoch goes back to.
-    """
-    optimizers = list(getattr(model, "optimizers", {}).values()) or [model.optimizer]
-    for optimizer in optimizers:
-        if not optimizer.built:
-            optimizer.build(model.trainable_variables)
-    path = Path(folder) / Checkpoint.FILE
-    if not path.is_file():
-        return 0
-    try:
-        model.load_weights(path)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"the checkpoint {path} cannot be loaded ({error}): delete {path.parent.parent} "
-                          f"and train again") from None
-    return int(max(int(optimizer.iterations.numpy()) for optimizer in optimizers))
-
-
-class HistoryWriter(keras.callbacks.Callback):
-    """Write one row per checkpoint interval to a JSON file, atomically, resuming cleanly.
-
-    On resume, fit starts at the epoch after the last checkpoint: rows past it
-    (written after that checkpoint, before the kill) are dropped, so the history
-    has no gap and no repeat.
-    """
-
-    def __init__(self, path: Path, epoch_steps: int, batch_size: int):
-        super().__init__()
-        self.path, self.epoch_steps, self.batch_size = path, epoch_steps, batch_size
-        self.rows = json.loads(path.read_text()) if path.exists() else []
-        self._started = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.rows = [row for row in self.rows if row["epoch"] <= epoch]
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self._started
-        row = {"epoch": epoch + 1, "step": (epoch + 1) * self.epoch_steps, "seconds": round(seconds, 3),
-               "images_per_second": round(self.epoch_steps * self.batch_size / seconds, 1)}
-        row.update({k: (float(v) if math.isfinite(float(v)) else None) for k, v in (logs or {}).items()})
-        self.rows.append(row)
-        write_json_atomically(self.path, self.rows)
-
-
-def write_json_atomically(path: Path, value) -> None:
-    """Write JSON so that ``path`` holds the old content or the new, never a part."""
-    with atomic_write(path) as f:
-        f.write(json.dumps(value, indent=1).encode())
-
-
-def save_model_atomically(model: keras.Model, path: Path) -> None:
-    """Save a Keras model so that ``path`` holds the old model or the new, never a part."""
-    # Not atomic_write: Keras saves only to a path whose name ends in .keras, not to a file object.
-    temporary = path.with_name(f".{path.stem}-{os.getpid()}.keras")
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _check_options(builder, options: dict) -> None:
