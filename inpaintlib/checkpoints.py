@@ -61,9 +61,13 @@ class Checkpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if not (self.folder / self.FILE).is_file():  # the state to go back to if the first epoch diverges
-            self.on_epoch_end(-1)
+            self.save()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.save()
+
+    def save(self):
+        """Write the model's state now."""
         self.folder.mkdir(parents=True, exist_ok=True)
         # Keras writes weights only to a name ending in .weights.h5: a hidden one beside the file.
         temporary = self.folder / f".{os.getpid()}-{self.FILE}"

@@ -1,7 +1,9 @@
-"""Files written whole or not at all: caches, checkpoints' history, outputs, executed chapters.
+"""Files written whole or not at all (caches, checkpoints' history, outputs, executed chapters),
+and locks that keep two processes from writing the same thing at once.
 
 A process killed while writing (Ctrl-C, a lost Colab runtime, SIGKILL) must never leave a
-half-written file under the final name, because the next run would read it as complete.
+half-written file under the final name, because the next run would read it as complete; nor
+a lock that outlives it, which would block the next run forever.
 """
 
 from __future__ import annotations
@@ -42,3 +44,22 @@ def atomic_write(path: str | Path):
             raise
     os.chmod(f.name, 0o644)  # temporary files are private; the result need not be
     os.replace(f.name, path)
+
+
+def hold_lock(path: str | Path, wait: bool = False):
+    """Open ``path`` (created if absent) and hold an exclusive lock on it; the open file.
+
+    A kernel lock (``flock``): closing the file releases it, and so does the death of its
+    holder, so a killed process blocks no one. Raises ``BlockingIOError`` where another
+    process holds the lock and ``wait`` is False, and ``ImportError`` where the system has
+    no ``flock`` (it is POSIX only).
+    """
+    import fcntl
+
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BaseException:
+        handle.close()
+        raise
+    return handle

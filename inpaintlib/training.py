@@ -51,6 +51,7 @@ from inpaintlib.config import (  # noqa: F401  (TrainConfig and the folder's fil
     read_model_folder,
 )
 from inpaintlib.errors import ConfigError, InpaintError
+from inpaintlib.files import hold_lock
 from inpaintlib.masks import eval_masks
 
 BACKUP_DIR = "backup"
@@ -106,21 +107,14 @@ class TrainedModel:
 
 def build_model(config: TrainConfig) -> keras.Model:
     """Build and compile the network ``config`` describes, in the current strategy's scope."""
+    build = builder(config.model)
+    _check_options(build, config.model_options)
+    model = build(image_size=config.image_size, **config.model_options)
     if config.model == "unet":
-        from inpaintlib.unet import build_unet
-
-        _check_options(build_unet, config.model_options)
-        model = build_unet(image_size=config.image_size, **config.model_options)
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse", jit_compile=has_accelerator())
-        return model
-    if config.model == "vaegan":
-        from inpaintlib.vaegan import build_vaegan
-
-        _check_options(build_vaegan, config.model_options)
-        model = build_vaegan(image_size=config.image_size, **config.model_options)
+    else:  # the VAE-GAN makes its own three optimizers
         model.compile(learning_rate=config.learning_rate, jit_compile=has_accelerator())
-        return model
-    raise ConfigError(f"unknown model {config.model!r}: use one of {', '.join(MODEL_KINDS)}")
+    return model
 
 
 def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbose="auto",
@@ -283,22 +277,19 @@ def train_or_load(config: TrainConfig, cache_dir: str | Path | None = None, verb
 
 @contextlib.contextmanager
 def _exclusive_lock(path: Path, wait: bool):
-    """Hold an exclusive lock on ``path`` (created if absent), or raise ConfigError where ``wait`` is
-    False and another process holds it. A kernel lock, so it dies with a killed holder."""
+    """Hold :func:`~inpaintlib.files.hold_lock`'s lock on ``path``, or raise ConfigError where ``wait`` is
+    False and another process holds it. Where the system has no lock (not POSIX), go on without."""
     try:
-        import fcntl  # POSIX; elsewhere there is no lock
+        handle = hold_lock(path)
     except ImportError:
-        yield path
-        return
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                raise ConfigError(f"another process is training into {path.parent} now: wait for it to finish, "
-                                  f"or choose another --out") from None
-            print(f"Waiting for another process that is training the same model ({path.name})", file=sys.stderr)
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle = None
+    except BlockingIOError:
+        if not wait:
+            raise ConfigError(f"another process is training into {path.parent} now: wait for it to finish, "
+                              f"or choose another --out") from None
+        print(f"Waiting for another process that is training the same model ({path.name})", file=sys.stderr)
+        handle = hold_lock(path, wait=True)
+    with handle or contextlib.nullcontext():
         yield path
 
 

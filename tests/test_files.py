@@ -1,10 +1,10 @@
-"""inpaintlib.files.atomic_write: the final name holds the old content or the new, never a part."""
+"""inpaintlib.files: atomic_write (the final name holds the old content or the new, never a part), hold_lock."""
 
 from __future__ import annotations
 
 import pytest
 
-from inpaintlib.files import atomic_write
+from inpaintlib.files import atomic_write, hold_lock
 
 
 def test_atomic_write_replaces_the_file_readable_by_all(tmp_path):
@@ -26,3 +26,11 @@ def test_atomic_write_interrupted_keeps_the_old_file_and_leaves_nothing(tmp_path
         raise KeyboardInterrupt
     assert target.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_held_lock_refuses_another_holder_until_it_is_released(tmp_path):
+    held = hold_lock(tmp_path / "run.lock")
+    with pytest.raises(BlockingIOError):
+        hold_lock(tmp_path / "run.lock")  # another open file of it: as another process would be
+    held.close()
+    hold_lock(tmp_path / "run.lock").close()

@@ -20,6 +20,7 @@ from inpaintlib.data.decoding import decode_file
 from inpaintlib.data.loading import check_arguments, load_images
 from inpaintlib.data.sources import DataSource, parse_data_spec, warn
 from inpaintlib.errors import DataError
+from inpaintlib.files import hold_lock
 
 MEMORY_BUDGET_ENV = "INPAINTLIB_MEMORY_BUDGET"
 #: How open_images holds a split, chosen by the memory budget or forced.
@@ -274,19 +275,13 @@ class ImageStream:
         prefix = folder / "images"
         if prefix.with_name("images.index").is_file():
             return str(prefix), None  # complete: any number of pipelines may read it
-        lock = None
         try:
-            import fcntl  # POSIX only: elsewhere streams decode every pass
-
             folder.mkdir(parents=True, exist_ok=True)
             if shutil.disk_usage(folder).free < 1.1 * self.nbytes:
                 raise OSError("not enough free disk space")
-            lock = open(folder / "writer.lock", "w")
-            # The kernel drops this lock when its holder dies: a lock file alone would outlive a killed run.
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except (ImportError, OSError) as error:
-            if lock is not None:
-                lock.close()
+            # A kernel lock, which dies with its holder: a lock file alone would outlive a killed run.
+            lock = hold_lock(folder / "writer.lock")
+        except (ImportError, OSError) as error:  # ImportError: no flock (not POSIX), so streams decode every pass
             reason = "another pipeline is writing it now" if isinstance(error, BlockingIOError) else str(error)
             warn(f"decoded images are not cached on disk in {folder} ({reason}): every pass decodes "
                  f"the files again", stacklevel=3)
