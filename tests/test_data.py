@@ -30,6 +30,15 @@ def celeba(tmp_path):
     return write_celeba(tmp_path / "celeba", PARTITIONS)
 
 
+def test_a_celeba_label_names_the_source_and_its_size_never_its_path(celeba, monkeypatch):
+    from inpaintlib.data import sources
+
+    label = parse_data_spec(f"celeba:{celeba}").label
+    assert label == f"CelebA sample ({len(PARTITIONS)} of its 202,599 images)" and str(celeba) not in label
+    monkeypatch.setattr(sources, "CELEBA_IMAGES", len(PARTITIONS))
+    assert parse_data_spec(f"celeba:{celeba}").label == "CelebA", "the whole of CelebA is CelebA"
+
+
 def test_data_specs(tmp_path, monkeypatch):
     assert parse_data_spec("synthetic").is_synthetic
     source = parse_data_spec(f"celeba:{tmp_path}")

@@ -120,6 +120,16 @@ def _parse_partition(text: str, source: str) -> dict[str, list[str]]:
     return names
 
 
+@functools.cache
+def listed_images(path: Path) -> int:
+    """How many images the partition file of the CelebA folder or zip at ``path`` lists (0 where
+    it cannot be read: a label must not fail where loading would have failed first)."""
+    try:
+        return sum(map(len, open_celeba(path).split_names().values()))
+    except DataError:
+        return 0
+
+
 def split_names(archive: CelebaArchive, split: str, limit: int | None) -> list[str]:
     """The files of a split that exist, in order, ``limit`` applied; missing ones counted in a warning."""
     listed = archive.split_names()[split]

@@ -18,6 +18,8 @@ SYNTHETIC_SPLIT_SIZES = {"train": 10_000, "validation": 1_000, "test": 1_000}
 #: The folder of images that a CelebA folder or zip holds.
 IMAGE_DIR = "img_align_celeba"
 CELEBA_ENV = "CELEBA_DIR"
+#: Images in CelebA's official partition (162,770 train, 19,867 validation, 19,962 test).
+CELEBA_IMAGES = 202_599
 
 
 class DataWarning(UserWarning):
@@ -72,10 +74,15 @@ class DataSource:
 
     @property
     def label(self) -> str:
-        """How plots and tables name this source; synthetic faces say they are a stand-in."""
+        """How plots and tables name this source. Synthetic faces say they are a stand-in, and a
+        CelebA folder that lists fewer images than CelebA's says it is a sample. Never a path, as
+        a published page must not print the folder of the machine that built it."""
         if self.is_synthetic:
             return "synthetic faces (a stand-in for CelebA, not real photos)"
-        return f"CelebA ({self.path})"
+        from inpaintlib.data.celeba import listed_images
+
+        listed = listed_images(self.path)
+        return "CelebA" if listed >= CELEBA_IMAGES else f"CelebA sample ({listed:,} of its {CELEBA_IMAGES:,} images)"
 
 
 def parse_data_spec(spec: str) -> DataSource:
