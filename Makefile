@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python bench/data.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/vaegan_decoders.py
+	$(BIN)/python bench/time_to_quality.py
 
 clean:
 	rm -rf _build

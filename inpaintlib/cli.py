@@ -39,17 +39,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("model", choices=["unet", "vaegan"], help="the model to train")
     train.add_argument("--data", default="auto", help="synthetic, celeba:PATH or auto (the default)")
     train.add_argument("--image-size", type=int, default=64)
-    train.add_argument("--mask", default="center", help="center (default), random-box or free-form")
+    train.add_argument("--mask", default="mixed", help="the holes to train on: mixed (the default: centre "
+                       "squares, random boxes and free-form strokes of many sizes), center, random-box, free-form, "
+                       "or proportions such as mixed:center=1,free-form=2")
     train.add_argument("--hole", type=float, default=0.5, help="hole size as a fraction of the image side")
     train.add_argument("--steps", type=int, default=1000, help="training steps (batches), not epochs")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--learning-rate", type=float, help="Adam's step (default: 1e-3 U-Net, 2e-4 VAE-GAN)")
+    train.add_argument("--schedule", default="constant", help="U-Net: constant (default) or cosine, which "
+                       "lowers the learning rate to zero at the last step")
+    train.add_argument("--loss", help="U-Net: mae (L1, the default) or mse (the original recipe's), over "
+                       "the output: the hole alone, unless --no-keep-known")
     train.add_argument("--limit", type=int, help="train on the first N images of the train split")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--base-filters", type=int, help="filters of the first level (default 32)")
     train.add_argument("--depth", type=int, help="levels down: U-Net poolings (default 3), VAE-GAN strided "
                        "convolutions (default 4)")
     train.add_argument("--no-mask-channel", action="store_true", help="U-Net: hide the mask from the network (the original recipe)")
+    train.add_argument("--no-smooth-start", action="store_true", help="U-Net: start from a zero hole, as the "
+                       "original recipe does (default: from a smooth fill, learning its correction)")
+    train.add_argument("--no-keep-known", action="store_true", help="U-Net: the loss sees the whole output, "
+                       "as in the original recipe (default: the known pixels pass through, the loss sees "
+                       "the hole alone)")
     train.add_argument("--latent-dim", type=int, help="VAE-GAN: length of the latent code (default 128)")
     train.add_argument("--no-image-skips", action="store_true", help="VAE-GAN: the decoder sees the latent code "
                        "alone, as in Larsen et al. (default: it also sees the encoder's feature maps)")
@@ -64,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="a model folder, or telea, navier-stokes, biharmonic, mean")
     evaluate.add_argument("--data", default="auto", help="synthetic, celeba:PATH or auto (the default)")
     evaluate.add_argument("--split", default="test", help="train, validation or test (default)")
-    evaluate.add_argument("--mask", default="center", help="center (default), random-box or free-form")
+    evaluate.add_argument("--mask", default="center", help="center (default), random-box, free-form or mixed")
     evaluate.add_argument("--hole", type=float, default=0.5, help="hole size as a fraction of the image side")
     evaluate.add_argument("--limit", type=int, help="first N images of the split (default: all)")
     evaluate.add_argument("--image-size", type=int, default=64, help="for classical methods; a model uses its own")
@@ -77,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "output has that size.")
     fill.add_argument("image", help="a JPEG or PNG file")
     fill.add_argument("--model", required=True, help="a model folder, or telea, navier-stokes, biharmonic, mean")
-    fill.add_argument("--mask", default="center", help="center (default), random-box, free-form, or a PNG "
+    fill.add_argument("--mask", default="center", help="center (default), random-box, free-form, mixed, or a PNG "
                       "of the model's size whose non-zero pixels mark the hole")
     fill.add_argument("--hole", type=float, default=0.5, help="hole size for a drawn mask")
     fill.add_argument("--seed", type=int, default=0, help="seed of a drawn random-box or free-form mask, and of the --samples")
@@ -153,11 +164,14 @@ def _train(args) -> int:
 
     given = {"base_filters": args.base_filters, "depth": args.depth, "latent_dim": args.latent_dim,
              "mask_channel": False if args.no_mask_channel else None,
-             "image_skips": False if args.no_image_skips else None}
+             "image_skips": False if args.no_image_skips else None,
+             "smooth_start": False if args.no_smooth_start else None,
+             "keep_known": False if args.no_keep_known else None}
     options = {name: value for name, value in given.items() if value is not None}
     config = TrainConfig(
         model=args.model, data=args.data, image_size=args.image_size, mask=args.mask, hole=args.hole,
-        steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+        steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, loss=args.loss,
+        schedule=args.schedule, seed=args.seed,
         limit=args.limit, model_options=options, checkpoint_every=args.checkpoint_every,
     ).validate()
     check_source(config.data)
@@ -230,19 +244,20 @@ def _fill(args) -> int:
     import numpy as np
 
     from inpaintlib.data import check_output_path, read_image, save_png_atomically
-    from inpaintlib.masks import MASK_KINDS, check_hole, draw_masks, load_mask
+    from inpaintlib.masks import check_hole, check_mask_kind, draw_masks, is_mask_kind, load_mask
 
     if args.samples < 1:
         raise ConfigError(f"--samples must be a positive integer, not {args.samples}")
     image_size = _check_method(args.model) or args.image_size
     image = read_image(args.image, image_size)
-    if args.mask in MASK_KINDS:
+    if is_mask_kind(args.mask):
+        check_mask_kind(args.mask)
         check_hole(args.hole)
     else:
         mask = load_mask(args.mask, image_size)
     check_output_path(args.output)
     method = _method(args.model)  # TensorFlow from here on: every mistake above failed fast
-    if args.mask in MASK_KINDS:
+    if is_mask_kind(args.mask):
         mask = draw_masks(args.mask, 1, image_size, seed=(args.seed, 0), hole=args.hole).numpy()[0]
     image = image[None].astype(np.float32) / 255.0
     if args.samples == 1:

@@ -27,6 +27,13 @@ HISTORY_FILE = "history.json"
 MODEL_KINDS = ("unet", "vaegan")
 #: Adam's learning rate when the config names none (GANs want a smaller step).
 DEFAULT_LEARNING_RATES = {"unet": 1e-3, "vaegan": 2e-4}
+#: The U-Net's training losses by their Keras names, computed over its whole output, which is
+#: the hole alone when the U-Net keeps the known pixels (its ``keep_known`` option, the
+#: default). ``mae`` (L1) is the default, ``mse`` the original recipe's. The VAE-GAN's losses
+#: are its model options.
+UNET_LOSSES = ("mse", "mae")
+#: How the learning rate moves over the run, fixed or along a cosine down to zero at the last step.
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -34,17 +41,21 @@ class TrainConfig:
     """Everything that shapes a trained model.
 
     ``checkpoint_every`` only sets how often training saves its state and logs
-    its history, so it is left out of the cache key.
+    its history, so it is left out of the cache key. ``mask`` is a kind or a
+    ``mixed`` spec (:mod:`inpaintlib.masks`); ``loss`` and ``schedule`` apply to
+    the U-Net (``loss`` None: ``"mae"``, L1).
     """
 
     model: str = "unet"
     data: str = "auto"
     image_size: int = 64
-    mask: str = "center"
+    mask: str = "mixed"
     hole: float = 0.5
     steps: int = 1000
     batch_size: int = 32
     learning_rate: float | None = None  # None: the model's default, DEFAULT_LEARNING_RATES
+    loss: str | None = None
+    schedule: str = "constant"
     seed: int = 0
     limit: int | None = None
     validation_images: int = 256
@@ -54,6 +65,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.learning_rate is None and self.model in DEFAULT_LEARNING_RATES:
             object.__setattr__(self, "learning_rate", DEFAULT_LEARNING_RATES[self.model])
+        if self.loss is None and self.model == "unet":
+            object.__setattr__(self, "loss", "mae")
 
     def validate(self) -> TrainConfig:
         """Return self if every field is usable, else raise ConfigError naming the field."""
@@ -69,6 +82,15 @@ class TrainConfig:
             raise ConfigError(f"limit must be a positive integer or None (the whole train split), not {self.limit!r}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise ConfigError(f"learning-rate must be positive, not {self.learning_rate!r}")
+        if self.model == "unet" and self.loss not in UNET_LOSSES:
+            raise ConfigError(f"unknown U-Net loss {self.loss!r}: use one of {', '.join(UNET_LOSSES)}")
+        if self.model == "vaegan" and self.loss is not None:
+            raise ConfigError(f"the VAE-GAN's losses are set by its weights (kl_weight, pixel_weight, ...), "
+                              f"not loss={self.loss!r}: leave loss unset")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown learning-rate schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+        if self.model == "vaegan" and self.schedule != "constant":
+            raise ConfigError("the VAE-GAN trains at a constant learning rate: leave schedule at 'constant'")
         return self
 
     def to_dict(self) -> dict:

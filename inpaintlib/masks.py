@@ -11,7 +11,12 @@ on the command line stays instant):
   [hole / 2, hole] times the image side, anywhere inside the image (the
   original U-Net recipe's random blank box);
 - ``free-form``: random brush strokes, polylines of varying width, whose size
-  grows with ``hole``.
+  grows with ``hole``;
+- ``mixed``: each image's hole drawn from the three kinds above, its size
+  uniform in [hole / 2, hole]: the distribution to train a network on that
+  must fill whatever hole a user draws. ``mixed:center=1,random-box=2,free-form=2``
+  sets the proportions of the kinds (they need not sum to 1; a kind left out
+  is never drawn); plain ``mixed`` draws the three equally often.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from PIL import Image
 
 from inpaintlib.errors import MaskError
 
+#: The single kinds; a ``mixed`` spec (see :func:`.mask_proportions`) draws from them.
 MASK_KINDS = ("center", "random-box", "free-form")
+MIXED = "mixed"
 #: Seed of the evaluation masks, so that every method is scored on the same holes.
 EVAL_SEED = 2016
 # Free-form brush: up to this many strokes per mask, each with up to this many segments.
@@ -34,10 +41,55 @@ _MAX_SEGMENTS = 6
 
 
 def check_mask_kind(kind: str) -> str:
-    """Return ``kind`` if it names a mask kind, else raise :class:`.MaskError`."""
-    if kind not in MASK_KINDS:
-        raise MaskError(f"unknown mask kind {kind!r}: use one of {', '.join(MASK_KINDS)}")
-    return kind
+    """Return ``kind`` if it names a mask kind or a ``mixed`` spec, else raise :class:`.MaskError`."""
+    if kind in MASK_KINDS:
+        return kind
+    if isinstance(kind, str) and kind.split(":")[0] == MIXED:
+        mask_proportions(kind)
+        return kind
+    raise MaskError(f"unknown mask kind {kind!r}: use one of {', '.join(MASK_KINDS)} or {MIXED}")
+
+
+def is_mask_kind(spec) -> bool:
+    """Whether ``spec`` names masks to draw (a kind or a ``mixed`` spec) rather than a mask file."""
+    return isinstance(spec, str) and (spec in MASK_KINDS or spec.split(":")[0] == MIXED)
+
+
+def mask_proportions(spec: str) -> dict[str, float]:
+    """The share of each single kind a mask spec draws, summing to 1.
+
+    Examples
+    --------
+    >>> mask_proportions("mixed:center=1,free-form=3")
+    {'center': 0.25, 'random-box': 0.0, 'free-form': 0.75}
+    >>> mask_proportions("random-box")
+    {'center': 0.0, 'random-box': 1.0, 'free-form': 0.0}
+    """
+    if spec in MASK_KINDS:
+        return {kind: float(kind == spec) for kind in MASK_KINDS}
+    name, _, listed = spec.partition(":")
+    if name != MIXED:
+        raise MaskError(f"unknown mask kind {spec!r}: use one of {', '.join(MASK_KINDS)} or {MIXED}")
+    if not listed:
+        return {kind: 1 / len(MASK_KINDS) for kind in MASK_KINDS}
+    weights = dict.fromkeys(MASK_KINDS, 0.0)
+    example = f"{MIXED}:center=1,random-box=2,free-form=2"
+    for item in listed.split(","):
+        kind, _, weight = item.partition("=")
+        if kind not in MASK_KINDS:
+            raise MaskError(f"{spec!r} names the unknown mask kind {kind!r}: give weights of "
+                            f"{', '.join(MASK_KINDS)}, as in {example}")
+        try:
+            weights[kind] = float(weight)
+        except ValueError:
+            weights[kind] = -1.0
+        if not weights[kind] >= 0:
+            raise MaskError(f"{spec!r} gives {kind} the weight {weight!r}: weights are numbers, 0 or more, "
+                            f"as in {example}")
+    total = sum(weights.values())
+    if total <= 0:
+        raise MaskError(f"{spec!r} draws no mask: give at least one kind a positive weight, as in {example}")
+    return {kind: weight / total for kind, weight in weights.items()}
 
 
 def draw_masks(kind: str, n, image_size: int = 64, seed=(0, 0), hole: float = 0.5):
@@ -45,7 +97,7 @@ def draw_masks(kind: str, n, image_size: int = 64, seed=(0, 0), hole: float = 0.
 
     Parameters
     ----------
-    kind : {"center", "random-box", "free-form"}
+    kind : {"center", "random-box", "free-form"} or a ``mixed`` spec
     n : int or scalar int tensor
         How many masks.
     image_size : int
@@ -53,7 +105,8 @@ def draw_masks(kind: str, n, image_size: int = 64, seed=(0, 0), hole: float = 0.
     seed : pair of ints or int tensor of shape (2,)
         Stateless seed: the same seed gives the same masks.
     hole : float
-        Size of the hole as a fraction of the image side, in (0, 1).
+        Size of the hole as a fraction of the image side, in (0, 1); the
+        largest size for ``mixed``.
 
     Returns
     -------
@@ -71,11 +124,35 @@ def draw_masks(kind: str, n, image_size: int = 64, seed=(0, 0), hole: float = 0.
     check_mask_kind(kind)
     check_hole(hole)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    if kind in MASK_KINDS:
+        return _draw(kind, n, image_size, tf.fill(tf.reshape(n, [1]), float(hole)), seed)
+    return _mixed(kind, n, image_size, hole, seed)
+
+
+def _draw(kind: str, n, image_size: int, holes, seed):
+    """Masks of one kind, each with its own size ``holes`` (n,) float32."""
     if kind == "center":
-        return _center(n, image_size, hole)
+        return _center(n, image_size, holes)
     if kind == "random-box":
-        return _random_boxes(n, image_size, hole, seed)
-    return _free_form(n, image_size, hole, seed)
+        return _random_boxes(n, image_size, holes, seed)
+    return _free_form(n, image_size, holes, seed)
+
+
+def _mixed(spec: str, n, image_size: int, hole: float, seed):
+    """Each image's kind drawn with the spec's proportions, its size uniform in [hole / 2, hole]."""
+    import tensorflow as tf
+
+    shares = mask_proportions(spec)
+    kind_seed, size_seed, *draw_seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 2 + len(shares)))
+    logits = tf.math.log([list(shares.values())])
+    kinds = tf.random.stateless_categorical(logits, n, kind_seed)[0]
+    holes = tf.random.stateless_uniform(tf.reshape(n, [1]), size_seed, hole / 2, hole)
+    masks = tf.zeros(tf.stack([n, image_size, image_size, 1]))
+    for index, (kind, share) in enumerate(shares.items()):
+        if share > 0:  # every kind is drawn for the whole batch, then each image keeps its own
+            chosen = tf.equal(kinds, index)[:, None, None, None]
+            masks = tf.where(chosen, _draw(kind, n, image_size, holes, draw_seeds[index]), masks)
+    return masks
 
 
 def eval_masks(kind: str, n: int, image_size: int = 64, seed: int = EVAL_SEED, hole: float = 0.5) -> np.ndarray:
@@ -122,24 +199,32 @@ def load_mask(path: str | Path, image_size: int) -> np.ndarray:
     return (pixels > 0).astype(np.float32)[..., None]
 
 
-def _center(n, image_size: int, hole: float):
+def _sides(holes, image_size: int):
+    """Hole sizes (n,) as whole pixels, at least 1 (round half to even, as Python's round)."""
     import tensorflow as tf
 
-    side = max(1, round(hole * image_size))
+    return tf.maximum(1, tf.cast(tf.round(holes * image_size), tf.int32))
+
+
+def _center(n, image_size: int, holes):
+    import tensorflow as tf
+
+    side = _sides(holes, image_size)[:, None]
     start = (image_size - side) // 2
-    line = np.zeros(image_size, np.float32)
-    line[start:start + side] = 1.0
-    square = tf.constant(np.outer(line, line)[..., None])
-    return tf.tile(square[None], tf.stack([n, 1, 1, 1]))
+    grid = tf.range(image_size)[None]
+    line = (grid >= start) & (grid < start + side)  # (n, S)
+    return tf.cast(line[:, :, None, None] & line[:, None, :, None], tf.float32)
 
 
-def _random_boxes(n, image_size: int, hole: float, seed):
+def _random_boxes(n, image_size: int, holes, seed):
     import tensorflow as tf
 
     size_seed, position_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    largest = max(1, round(hole * image_size))
-    smallest = max(1, largest // 2)
-    sides = tf.random.stateless_uniform(tf.stack([n, 2]), size_seed, smallest, largest + 1, dtype=tf.int32)
+    largest = _sides(holes, image_size)[:, None]
+    smallest = tf.maximum(1, largest // 2)
+    # Each side uniform over the whole pixels smallest..largest.
+    spread = tf.cast(largest - smallest + 1, tf.float32)
+    sides = smallest + tf.cast(tf.random.stateless_uniform(tf.stack([n, 2]), size_seed) * spread, tf.int32)
     corners = tf.cast(
         tf.random.stateless_uniform(tf.stack([n, 2]), position_seed) * tf.cast(image_size - sides + 1, tf.float32),
         tf.int32,
@@ -151,7 +236,7 @@ def _random_boxes(n, image_size: int, hole: float, seed):
     return boxes[..., None]
 
 
-def _free_form(n, image_size: int, hole: float, seed):
+def _free_form(n, image_size: int, holes, seed):
     """Brush strokes: random walks of line segments with a round brush."""
     import tensorflow as tf
 
@@ -160,15 +245,15 @@ def _free_form(n, image_size: int, hole: float, seed):
     uniform = lambda shape, s, low=0.0, high=1.0: tf.random.stateless_uniform(  # noqa: E731
         tf.concat([[n], shape], 0), s, low, high
     )
-    scale = hole * image_size  # lengths and widths grow with the hole size
+    scale = holes[:, None, None] * image_size  # lengths and widths grow with the hole size
     start = uniform([strokes, 1, 2], seeds[0], 0.2 * image_size, 0.8 * image_size)
     heading = uniform([strokes, 1], seeds[1], 0.0, 2 * math.pi) + tf.cumsum(
         uniform([strokes, segments], seeds[2], -0.6 * math.pi, 0.6 * math.pi), axis=2
     )
-    length = uniform([strokes, segments], seeds[3], 0.15 * scale, 0.4 * scale)
+    length = uniform([strokes, segments], seeds[3], 0.15, 0.4) * scale
     steps = tf.stack([tf.cos(heading), tf.sin(heading)], -1) * length[..., None]
     points = tf.clip_by_value(tf.concat([start, start + tf.cumsum(steps, axis=2)], 2), 0.0, image_size - 1.0)
-    radius = uniform([strokes], seeds[4], 0.05 * scale, 0.14 * scale)
+    radius = uniform([strokes], seeds[4], 0.05, 0.14) * scale[:, :, 0]
     # Each mask has 1..strokes strokes: a stroke that is not drawn gets radius -1.
     count = tf.floor(uniform([1], seeds[5], 1.0, strokes + 1.0))
     radius = tf.where(tf.range(strokes, dtype=tf.float32)[None] < count, radius, -1.0)

@@ -74,10 +74,12 @@ class TrainedModel:
     config: TrainConfig
     history: list[dict]
     path: Path | None = None
+    #: How tables and figures name it; by default the model's kind ("U-Net").
+    label: str | None = None
 
     @property
     def name(self) -> str:
-        return {"unet": "U-Net", "vaegan": "VAE-GAN"}.get(self.config.model, self.config.model)
+        return self.label or {"unet": "U-Net", "vaegan": "VAE-GAN"}.get(self.config.model, self.config.model)
 
     def predict(self, images, masks, batch_size: int = 64) -> np.ndarray:
         """The network's raw output for images (N, H, W, 3) in [0, 1] and masks (N, H, W, 1)."""
@@ -111,7 +113,10 @@ def build_model(config: TrainConfig) -> keras.Model:
     _check_options(build, config.model_options)
     model = build(image_size=config.image_size, **config.model_options)
     if config.model == "unet":
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse", jit_compile=has_accelerator())
+        rate = config.learning_rate
+        if config.schedule == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=config.steps)
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss=config.loss, jit_compile=has_accelerator())
     else:  # the VAE-GAN makes its own three optimizers
         model.compile(learning_rate=config.learning_rate, jit_compile=has_accelerator())
     return model
@@ -236,10 +241,13 @@ def _train_locked(config: TrainConfig, out: Path, verbose, strategy: tf.distribu
 def trains_with_xla(config: TrainConfig, replicas: int = 1) -> bool:
     """Whether ``train`` compiles the training step with XLA: always on a GPU or TPU, and on a
     CPU for runs long enough to repay the compilation (``XLA_MIN_STEPS_ON_CPU``), unless the CPU
-    is split into several devices (XLA cannot reach one device's variables from another)."""
+    is split into several devices (XLA cannot reach one device's variables from another) or the
+    U-Net starts from a smooth fill (XLA runs its depthwise convolutions 7x slower on a CPU)."""
     if has_accelerator():
         return True
-    return replicas == 1 and config.steps >= XLA_MIN_STEPS_ON_CPU
+    smooth = config.model == "unet" and config.model_options.get(
+        "smooth_start", inspect.signature(builder("unet")).parameters["smooth_start"].default)
+    return replicas == 1 and config.steps >= XLA_MIN_STEPS_ON_CPU and not smooth
 
 
 def load_trained(path: str | Path) -> TrainedModel:

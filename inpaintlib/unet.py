@@ -5,6 +5,17 @@ times, doubling the filters each time. Bottom: one more convolution block.
 Up: 2x upsampling, concatenation with the encoder's maps of the same size, two
 convolutions. Out: a 1x1 convolution with 3 filters and a sigmoid. Trained
 with Adam on the mean squared error.
+
+Two options, on by default, turn it into a coarse-to-fine inpainter that learns
+faster (bench/time_to_quality.py measures by how much; both off, with the MSE
+loss, is the original recipe):
+
+- ``smooth_start``: the hole arrives filled by :class:`~inpaintlib.smooth_fill.SmoothFill`
+  instead of grey, and the network learns a correction of that fill (added to
+  its logit, from zero at the start), so an untrained network already fills
+  as well as smooth interpolation does;
+- ``keep_known``: the known pixels pass through to the output, as they do when
+  the fill is used, so a loss on the output is a loss on the hole alone.
 """
 
 from __future__ import annotations
@@ -13,9 +24,11 @@ import keras
 from keras import layers
 
 from inpaintlib.errors import ConfigError
+from inpaintlib.smooth_fill import SmoothFill
 
 
-def build_unet(image_size: int = 64, base_filters: int = 32, depth: int = 3, mask_channel: bool = True) -> keras.Model:
+def build_unet(image_size: int = 64, base_filters: int = 32, depth: int = 3, mask_channel: bool = True,
+               smooth_start: bool = True, keep_known: bool = True) -> keras.Model:
     """Build (uncompiled) a U-Net that maps a masked image and its mask to a full image.
 
     Parameters
@@ -30,12 +43,17 @@ def build_unet(image_size: int = 64, base_filters: int = 32, depth: int = 3, mas
         Give the network the mask as a 4th input channel. False reproduces the
         original recipe exactly: the network sees only the image with a blank hole
         and must find the hole itself.
+    smooth_start : bool
+        Start from a smooth fill of the hole and learn its correction (see above).
+    keep_known : bool
+        Output the known pixels as given, the network's prediction only in the hole.
 
     Returns
     -------
     keras.Model
         Inputs ``(masked_image, mask)``, float32 (B, S, S, 3) and (B, S, S, 1);
-        output (B, S, S, 3) in [0, 1], the full predicted image (not yet composited).
+        output (B, S, S, 3) in [0, 1], the full predicted image (composited
+        only with ``keep_known``).
 
     Examples
     --------
@@ -50,7 +68,8 @@ def build_unet(image_size: int = 64, base_filters: int = 32, depth: int = 3, mas
 
     masked_image = keras.Input((image_size, image_size, 3), name="masked_image")
     mask = keras.Input((image_size, image_size, 1), name="mask")
-    x = layers.Concatenate(name="image_and_mask")([masked_image, mask]) if mask_channel else masked_image
+    start = SmoothFill(name="smooth_fill")([masked_image, mask]) if smooth_start else masked_image
+    x = layers.Concatenate(name="image_and_mask")([start, mask]) if mask_channel else start
 
     skips = []
     for level in range(depth):
@@ -63,8 +82,20 @@ def build_unet(image_size: int = 64, base_filters: int = 32, depth: int = 3, mas
         x = layers.Concatenate(name=f"up{level}_skip")([x, skips[level]])
         x = _conv_block(x, base_filters * 2**level, f"up{level}")
     # float32 output even under mixed precision, so the loss and the images stay exact.
-    output = layers.Conv2D(3, 1, activation="sigmoid", dtype="float32", name="image")(x)
+    if smooth_start:  # a correction of the smooth fill's logit, zero until training moves it
+        correction = layers.Conv2D(3, 1, kernel_initializer="zeros", dtype="float32", name="correction")(x)
+        output = layers.Activation("sigmoid", dtype="float32", name="image")(correction + _logit(start))
+    else:
+        output = layers.Conv2D(3, 1, activation="sigmoid", dtype="float32", name="image")(x)
+    if keep_known:
+        output = output * mask + masked_image * (1.0 - mask)
     return keras.Model([masked_image, mask], output, name="unet")
+
+
+def _logit(images, margin: float = 1e-3):
+    """The inverse of the sigmoid, of images clipped into (0, 1)."""
+    images = keras.ops.clip(images, margin, 1.0 - margin)
+    return keras.ops.log(images) - keras.ops.log(1.0 - images)
 
 
 def receptive_field(depth: int) -> int:

@@ -101,12 +101,14 @@ def smoke_book(tmp_path_factory) -> Path:
     """The smoke book on synthetic faces, built once per test session; its root folder.
 
     ``_build/html/`` holds the site, ``_build/executed/book/`` the executed chapters,
-    ``build-stderr.log`` what the build printed on stderr.
+    ``build-stderr.log`` what the build printed on stderr, ``build-cache.txt`` the path of
+    the cache it trained its models into.
     """
     root = copy_book(tmp_path_factory.mktemp("smoke-book"))
     cache = tmp_path_factory.mktemp("smoke-book-cache")
     result = build(root, {"CELEBA_DIR": "", "INPAINTLIB_CACHE": str(cache)})
     (root / "build-stderr.log").write_text(result.stderr)
+    (root / "build-cache.txt").write_text(str(cache))
     return root
 
 

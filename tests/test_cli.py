@@ -68,6 +68,23 @@ def test_train_evaluate_and_fill_a_model(tmp_path, capsys):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_train_flags_spell_the_original_recipe(tmp_path, capsys):
+    out = tmp_path / "original"
+    assert main(["train", "unet", "--data", "synthetic", "--image-size", "16", "--steps", "2", "--batch-size", "4",
+                 "--limit", "8", "--base-filters", "4", "--depth", "1", "--checkpoint-every", "2",
+                 "--mask", "random-box", "--loss", "mse", "--schedule", "cosine", "--no-smooth-start",
+                 "--no-keep-known", "--no-mask-channel", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["mask"], config["loss"], config["schedule"]) == ("random-box", "mse", "cosine")
+    assert config["model_options"] == {"base_filters": 4, "depth": 1, "mask_channel": False,
+                                       "smooth_start": False, "keep_known": False}
+    face = tmp_path / "face.png"
+    Image.fromarray(face_like(2)).save(face)
+    assert main(["fill", str(face), "--model", "telea", "--mask", "mixed:free-form=1", "-o", str(tmp_path / "f.png")]) == 0
+    result = run_inpaint("fill", str(face), "--model", "telea", "--mask", "mixed:blob=1", "-o", str(tmp_path / "g.png"))
+    assert_one_line_error(result, "names the unknown mask kind 'blob'")
+
+
 @pytest.mark.slow
 def test_a_vaegan_directory_evaluates_and_fills_in_a_fresh_process(tmp_path, tiny_vaegan):
     # Each command is a new process that never imported inpaintlib.vaegan: loading must register VAEGAN itself.

@@ -84,3 +84,47 @@ def test_mask_png_of_the_wrong_size_or_unreadable(tmp_path):
         load_mask(tmp_path / "bad.png", 64)
     with pytest.raises(MaskError, match="cannot read the mask"):
         load_mask(tmp_path / "absent.png", 64)
+
+
+def test_mixed_draws_every_kind_in_its_proportion_over_a_range_of_sizes():
+    from inpaintlib.masks import mask_proportions
+
+    masks = eval_masks("mixed:center=1,random-box=1,free-form=2", 2000, image_size=64)[..., 0]
+    is_square = np.array([_centred_square(m) for m in masks])
+    is_box = np.array([_one_rectangle(m) for m in masks]) & ~is_square
+    # Three kinds, in the asked proportions (binomial noise on 2000 draws is about 1%).
+    assert abs(is_square.mean() - 0.25) < 0.04 and abs(is_box.mean() - 0.25) < 0.04
+    assert abs((~is_square & ~is_box).mean() - 0.5) < 0.04, "the rest are strokes"
+    sides = np.sqrt(masks[is_square].sum(axis=(1, 2)))
+    assert sides.min() >= 16 and sides.max() <= 32 and len(np.unique(sides)) >= 10, "sizes from hole/2 to hole"
+    assert mask_proportions("mixed") == pytest.approx(dict.fromkeys(MASK_KINDS, 1 / 3))
+    centred = eval_masks("mixed:center=1", 50, image_size=64)[..., 0]
+    assert all(_centred_square(m) for m in centred), "a kind left out is never drawn"
+    np.testing.assert_array_equal(eval_masks("mixed", 30, 32, seed=4), eval_masks("mixed", 30, 32, seed=4))
+    assert not np.array_equal(eval_masks("mixed", 30, 32, seed=4), eval_masks("mixed", 30, 32, seed=5))
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("mixed:circle=1", "names the unknown mask kind 'circle'"),
+    ("mixed:center=-1", "gives center the weight '-1'"),
+    ("mixed:center=a", "gives center the weight 'a'"),
+    ("mixed:center=0", "draws no mask"),
+    ("mixes", "unknown mask kind 'mixes': use one of center, random-box, free-form or mixed"),
+])
+def test_bad_mixed_specs_name_the_problem(spec, fragment):
+    from inpaintlib.masks import check_mask_kind
+
+    with pytest.raises(MaskError, match=fragment):
+        check_mask_kind(spec)
+
+
+def _one_rectangle(mask) -> bool:
+    rows, cols = np.nonzero(mask)
+    return mask.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+
+
+def _centred_square(mask) -> bool:
+    rows, cols = np.nonzero(mask)
+    side = rows.max() - rows.min() + 1
+    return (_one_rectangle(mask) and side == cols.max() - cols.min() + 1
+            and rows.min() == cols.min() == (mask.shape[0] - side) // 2)

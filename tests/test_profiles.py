@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 
 from inpaintlib.book import declared_parameters, list_chapters
+from inpaintlib.config import TrainConfig
 from inpaintlib.errors import ConfigError
 from inpaintlib.profiles import chapter_parameters, load_profiles, parse_value, select_profile
 from inpaintlib.unet import build_unet
@@ -74,10 +75,13 @@ def chapter_defaults(name: str) -> dict:
     return values
 
 
-SHARED_MODELS = [  # (chapter that reuses a model, prefix of its parameters, chapter that trains it, their names)
-    ("03_vaegan", "unet_", "02_unet", ("steps", "batch_size", "base_filters", "depth", "limit")),
-    ("04_comparison", "unet_", "02_unet", ("steps", "batch_size", "base_filters", "depth", "limit")),
-    ("04_comparison", "vaegan_", "03_vaegan", ("steps", "batch_size", "latent_dim", "base_filters", "limit")),
+UNET = ("steps", "batch_size", "base_filters", "depth", "limit")
+VAEGAN = ("steps", "batch_size", "latent_dim", "base_filters", "limit")
+SHARED_MODELS = [  # (chapter that reuses a model, prefix of its parameters, chapter that trains it,
+    # {the reusing chapter's name: the training chapter's name})
+    ("03_vaegan", "unet_", "02_unet", {**{f"unet_{n}": n for n in UNET}, "unet_mask": "mask"}),
+    ("04_comparison", "unet_", "02_unet", {**{f"unet_{n}": n for n in UNET}, "mask": "mask"}),
+    ("04_comparison", "vaegan_", "03_vaegan", {**{f"vaegan_{n}": n for n in VAEGAN}, "vaegan_mask": "mask"}),
 ]
 
 
@@ -88,15 +92,19 @@ def test_chapters_reuse_the_models_earlier_chapters_trained(profile, user, prefi
     profiles = load_profiles()
     trained = {**chapter_defaults(trainer), **profiles[profile].get(trainer, {})}
     reused = {**chapter_defaults(user), **profiles[profile].get(user, {})}
-    for name in names:
-        assert reused[f"{prefix}{name}"] == trained[name], name
-    for name in ("image_size", "mask", "hole", "seed"):
+    for name, trainer_name in names.items():
+        assert reused[name] == trained[trainer_name], name
+    for name in ("image_size", "hole", "seed"):
         assert reused[name] == trained[name], name
-    # The model options the later chapter does not set must be at the library's defaults in the earlier one.
+    # What the later chapter does not set must be at the library's defaults in the earlier one:
+    # the model options and the training fields.
     builder = {"unet_": build_unet, "vaegan_": build_vaegan}[prefix]
-    for name, parameter in inspect.signature(builder).parameters.items():
-        if name in trained and name not in names and name != "image_size":
-            assert trained[name] == parameter.default, name
+    model = {"unet_": "unet", "vaegan_": "vaegan"}[prefix]
+    defaults = {**{name: p.default for name, p in inspect.signature(builder).parameters.items()},
+                **{name: getattr(TrainConfig(model=model), name) for name in ("loss", "schedule", "learning_rate")}}
+    for name, default in defaults.items():
+        if name in trained and name not in names.values() and name != "image_size":
+            assert trained[name] == default, name
 
 
 @pytest.mark.parametrize("chapter", ["01_background", "02_unet", "03_vaegan", "04_comparison"])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from inpaintlib import training
-from inpaintlib.errors import ConfigError
+from inpaintlib.errors import ConfigError, MaskError
 from inpaintlib.training import (
     TrainConfig,
     TrainingDiverged,
@@ -61,10 +61,15 @@ def test_long_runs_train_with_xla_and_predict_without(tmp_path, monkeypatch, mod
     fit = keras.Model.fit
     monkeypatch.setattr(keras.Model, "fit", lambda self, *a, **k: compiled_with.append(self.jit_compile) or fit(self, *a, **k))
     monkeypatch.setattr(training, "XLA_MIN_STEPS_ON_CPU", 4)
-    tiny = {**TINY, "model_options": {"base_filters": 4, "depth": 2, **({"latent_dim": 4} if model == "vaegan" else {})}}
+    own = {"latent_dim": 4} if model == "vaegan" else {"smooth_start": False}
+    tiny = {**TINY, "model_options": {"base_filters": 4, "depth": 2, **own}}
     short = train(TrainConfig(model=model, steps=2, checkpoint_every=2, **tiny), tmp_path / "short", verbose=0)
     long = train(TrainConfig(model=model, steps=4, checkpoint_every=2, **tiny), tmp_path / "long", verbose=0)
     assert compiled_with == [False, True]
+    if model == "unet":  # XLA runs the smooth fill's depthwise convolutions slower on a CPU
+        smooth = {**tiny, "model_options": {"base_filters": 4, "depth": 2}}
+        train(TrainConfig(model=model, steps=4, checkpoint_every=2, **smooth), tmp_path / "smooth", verbose=0)
+        assert compiled_with[-1] is False
     assert all(np.isfinite(row["loss"]) for row in short.history + long.history)
     assert long.model.jit_compile is False and load_trained(tmp_path / "long").model.jit_compile is False
 
@@ -88,6 +93,27 @@ def test_bad_configs_name_the_field():
         TrainConfig(model="gan").validate()
     with pytest.raises(ConfigError, match="unknown model option.*widht: use base_filters, depth, mask_channel"):
         training.build_model(TrainConfig(model_options={"widht": 3}))
+    with pytest.raises(ConfigError, match="unknown U-Net loss 'huber': use one of mse, mae"):
+        TrainConfig(loss="huber").validate()
+    with pytest.raises(ConfigError, match="the VAE-GAN's losses are set by its weights"):
+        TrainConfig(model="vaegan", loss="mae").validate()
+    with pytest.raises(ConfigError, match="unknown learning-rate schedule 'step': use one of constant, cosine"):
+        TrainConfig(schedule="step").validate()
+    with pytest.raises(ConfigError, match="the VAE-GAN trains at a constant learning rate"):
+        TrainConfig(model="vaegan", schedule="cosine").validate()
+    with pytest.raises(MaskError, match="unknown mask kind 'mixd'"):
+        TrainConfig(mask="mixd").validate()
+
+
+def test_the_default_recipe_and_the_cosine_schedule(tmp_path):
+    """By default a U-Net trains on mixed holes with L1 on the hole; a cosine schedule ends at zero."""
+    default = TrainConfig()
+    assert (default.mask, default.loss, default.schedule) == ("mixed", "mae", "constant")
+    config = TrainConfig(steps=8, checkpoint_every=4, schedule="cosine", learning_rate=1e-2, **TINY)
+    trained = train(config, tmp_path / "run", verbose=0)
+    optimizer = trained.model.optimizer
+    assert int(optimizer.iterations) == 8 and float(optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+    assert trained.model.loss == "mae" and trained.model.get_layer("smooth_fill") is not None
 
 
 @pytest.mark.parametrize("first_bad_step, last_good_step", [(10, 8), (1, 0)], ids=["third-epoch", "first-step"])
@@ -212,7 +238,7 @@ def test_editing_a_mask_function_in_a_copy_of_the_package_retrains(tmp_path):
     assert run(package.parent)[1:] == [first, "loaded"], "the same code reuses its model"
     masks = package / "masks.py"
     source = masks.read_text()
-    edited = source.replace("side = max(1, round(hole * image_size))", "side = max(2, round(hole * image_size))")
+    edited = source.replace("start = (image_size - side) // 2", "start = (image_size - side) // 2 + 1")
     assert edited != source, "the edit must change the centre hole's code"
     masks.write_text(edited)
     _, second, how = run(package.parent)

@@ -13,8 +13,11 @@ def layer_types(model):
     return [type(layer).__name__ for layer in model.layers]
 
 
+ORIGINAL = {"smooth_start": False, "keep_known": False}  # the original recipe's network
+
+
 def test_original_recipe_layers():
-    model = build_unet(image_size=32, base_filters=8, depth=3)
+    model = build_unet(image_size=32, base_filters=8, depth=3, **ORIGINAL)
     types = layer_types(model)
     assert types.count("MaxPool2x2") == 3 and types.count("UpSampling2D") == 3
     assert types.count("Conv2D") == 2 * 3 + 2 + 2 * 3 + 1, "two convolutions per level, the bottom block, the output"
@@ -63,8 +66,8 @@ def test_output_is_an_image_in_unit_range():
 
 def test_mask_channel_off_ignores_the_mask():
     """Without the mask channel the network sees only the blanked image (the original recipe)."""
-    with_mask = build_unet(image_size=16, base_filters=4, depth=1, mask_channel=True)
-    without = build_unet(image_size=16, base_filters=4, depth=1, mask_channel=False)
+    with_mask = build_unet(image_size=16, base_filters=4, depth=1, mask_channel=True, **ORIGINAL)
+    without = build_unet(image_size=16, base_filters=4, depth=1, mask_channel=False, **ORIGINAL)
     assert with_mask.get_layer("down0_conv0").kernel.shape[2] == 4
     assert without.get_layer("down0_conv0").kernel.shape[2] == 3
     images = np.full((1, 16, 16, 3), 0.3, np.float32)
@@ -78,3 +81,19 @@ def test_bad_shapes_are_config_errors():
         build_unet(image_size=40, depth=4)
     with pytest.raises(ConfigError, match="at least 1"):
         build_unet(depth=0)
+
+
+def test_smooth_start_begins_at_the_smooth_fill_and_keep_known_passes_known_pixels():
+    from inpaintlib.masks import eval_masks
+    from inpaintlib.smooth_fill import SmoothFill
+
+    images = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    masks = eval_masks("free-form", 2, 32)
+    masked = images * (1 - masks)
+    model = build_unet(image_size=32, base_filters=4, depth=2, smooth_start=True, keep_known=True)
+    output = model.predict([masked, masks], verbose=0)
+    np.testing.assert_array_equal(output * (1 - masks), masked, err_msg="known pixels as given")
+    smooth = np.clip(np.asarray(SmoothFill()([masked, masks])), 1e-3, 1 - 1e-3)
+    np.testing.assert_allclose(output * masks, smooth * masks, atol=1e-5, err_msg="untrained: the smooth fill")
+    plain = build_unet(image_size=32, base_filters=4, depth=2, smooth_start=False).predict([masked, masks], verbose=0)
+    assert np.abs(plain - output).max() > 0.05, "without the smooth start the hole is the network's own guess"
