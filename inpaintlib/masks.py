@@ -42,12 +42,8 @@ _MAX_SEGMENTS = 6
 
 def check_mask_kind(kind: str) -> str:
     """Return ``kind`` if it names a mask kind or a ``mixed`` spec, else raise :class:`.MaskError`."""
-    if kind in MASK_KINDS:
-        return kind
-    if isinstance(kind, str) and kind.split(":")[0] == MIXED:
-        mask_proportions(kind)
-        return kind
-    raise MaskError(f"unknown mask kind {kind!r}: use one of {', '.join(MASK_KINDS)} or {MIXED}")
+    mask_proportions(kind)  # raises, naming the problem
+    return kind
 
 
 def is_mask_kind(spec) -> bool:
@@ -67,7 +63,7 @@ def mask_proportions(spec: str) -> dict[str, float]:
     """
     if spec in MASK_KINDS:
         return {kind: float(kind == spec) for kind in MASK_KINDS}
-    name, _, listed = spec.partition(":")
+    name, _, listed = spec.partition(":") if isinstance(spec, str) else (spec, "", "")
     if name != MIXED:
         raise MaskError(f"unknown mask kind {spec!r}: use one of {', '.join(MASK_KINDS)} or {MIXED}")
     if not listed:
