@@ -89,9 +89,13 @@ class SmoothFill(layers.Layer):
         for values, weights in reversed(levels):  # push, then relax, level by level
             upsampled = ops.image.resize(filled, values.shape[1:3], interpolation="bilinear")
             filled = weights * values + (1.0 - weights) * upsampled
-            for _ in range(self.steps_per_level):
+
+            def relax(_, filled, unknown=1.0 - weights):
                 padded = ops.pad(filled, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="symmetric")
-                filled = filled - _STEP * (1.0 - weights) * ops.depthwise_conv(padded, kernel)
+                return filled - _STEP * unknown * ops.depthwise_conv(padded, kernel)
+
+            # A loop op, not an unrolled Python loop: a graph a few ops long traces in a blink.
+            filled = ops.fori_loop(0, self.steps_per_level, relax, filled)
         return filled
 
     def compute_output_shape(self, input_shape):
