@@ -22,7 +22,7 @@ milliseconds per 64x64 image:
 With 20 steps per level it scores within 0.7 dB of
 :class:`inpaintlib.baselines.Biharmonic`'s hole PSNR on 64x64 faces, and above
 it on small centre holes (200 validation faces of the CelebA sample, the six
-conditions of bench/time_to_quality.py), at 2-3 ms per image on a CPU inside
+conditions of bench/time_to_quality.py), at about 3.5 ms per image on a 2-core CPU inside
 the network's own graph.
 """
 
