@@ -110,11 +110,15 @@ class TrainConfig:
         values.pop("checkpoint_every")
         values["data"] = resolve_data_spec(self.data)
         # Options left at their defaults and the same options spelled out make the same model.
-        defaults = {name: parameter.default for name, parameter in inspect.signature(builder(self.model)).parameters.items()
-                    if name != "image_size"}
-        values["model_options"] = {**defaults, **self.model_options}
+        values["model_options"] = self.all_model_options()
         values["code"] = code_digest()
         return values
+
+    def all_model_options(self) -> dict:
+        """``model_options`` with every option the builder takes that they leave out, at its default."""
+        defaults = {name: parameter.default for name, parameter in inspect.signature(builder(self.model)).parameters.items()
+                    if name != "image_size"}
+        return {**defaults, **self.model_options}
 
     def cache_key(self) -> str:
         """A short hash of what shapes the model: its fields with the data spec resolved (``auto`` ->

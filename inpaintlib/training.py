@@ -245,8 +245,7 @@ def trains_with_xla(config: TrainConfig, replicas: int = 1) -> bool:
     U-Net starts from a smooth fill (XLA runs its depthwise convolutions 7x slower on a CPU)."""
     if has_accelerator():
         return True
-    smooth = config.model == "unet" and config.model_options.get(
-        "smooth_start", inspect.signature(builder("unet")).parameters["smooth_start"].default)
+    smooth = config.model == "unet" and config.all_model_options()["smooth_start"]
     return replicas == 1 and config.steps >= XLA_MIN_STEPS_ON_CPU and not smooth
 
 
