@@ -3,7 +3,7 @@
 The library behind the inpainting-book course, one module per concept: ``data``
 (CelebA and synthetic faces, tf.data pipelines), ``masks``, ``unet`` and
 ``smooth_fill``, ``vaegan``,
-``config``, ``training`` and ``checkpoints``, ``metrics`` and ``baselines``, ``viz``, ``profiles``,
+``config``, ``training`` and ``checkpoints``, ``metrics``, ``facemetrics`` and ``baselines``, ``viz``, ``profiles``,
 ``book`` and ``cli``, over ``errors``, ``files``, ``device``, ``provenance`` and
 ``startup``. The book's library page (``book/library.md``) is its design and
 API reference.

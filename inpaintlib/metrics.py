@@ -11,10 +11,16 @@ Each metric is computed per image, on float images in [0, 1], and
 - ``sharpness``: mean gradient magnitude inside the hole, over the same in the
   real image; 1.0 is as sharp as real, a blurry fill is well below;
 - ``diversity``: mean pairwise L1 between several fills of one masked image;
-  0 for a deterministic method.
+  0 for a deterministic method;
+- on request (``face_images``), face scores from a face-recognition network
+  (:mod:`inpaintlib.facemetrics`): ``identity``, how far the filled face's
+  descriptor is from the real face's (0 for the real face), and ``ffd``, the
+  Fréchet face distance of the fills to the real faces, beside ``ffd_floor``,
+  the same distance between two halves of the real faces.
 
-The last two show what PSNR hides: a blurry average of every plausible face
-scores well on PSNR, and is neither sharp nor diverse.
+Sharpness and diversity show what PSNR hides: a blurry average of every
+plausible face scores well on PSNR, and is neither sharp nor diverse; the face
+scores, whether it still looks like the person.
 
 Images are (N, H, W, 3), uint8 or float in [0, 1]; masks are (N, H, W, 1)
 with 1 for a missing pixel and 0 for a known one.
@@ -40,7 +46,9 @@ LUMA = (0.2125, 0.7154, 0.0721)
 FLAT_GRADIENT = 1e-3
 #: Keys of the dict :func:`.evaluate` returns, in order.
 RESULT_KEYS = ("method", "n", "psnr", "psnr_hole", "ssim", "ssim_hole", "l1_hole", "sharpness", "diversity",
-               "seconds_per_image")
+               "identity", "ffd", "ffd_floor", "seconds_per_image")
+#: Keys of :data:`.RESULT_KEYS` that hold a face score: None when not computed.
+FACE_KEYS = ("identity", "ffd", "ffd_floor")
 # Float images may overshoot [0, 1] by float rounding (a sigmoid in float32);
 # anything further out is a wrong scale, such as [-1, 1] or 0..255.
 _RANGE_TOLERANCE = 1e-4
@@ -508,7 +516,8 @@ def _diversity(samples, masks, hole_sizes) -> np.ndarray:
 # --- evaluating a method ---------------------------------------------------
 
 
-def evaluate(method, images, masks, batch_size: int = 64, diversity_samples: int = 4, diversity_images: int = 16) -> dict:
+def evaluate(method, images, masks, batch_size: int = 64, diversity_samples: int = 4, diversity_images: int = 16,
+             face_images: int = 0) -> dict:
     """Score an inpainting method on fixed images and masks: the per-image means of :func:`.score_images`.
 
     The method sees each image with its hole set to 0 (as the models do in
@@ -538,6 +547,12 @@ def evaluate(method, images, masks, batch_size: int = 64, diversity_samples: int
         With ``sample`` it is the diversity of ``diversity_samples`` fills;
         without, of two ``inpaint`` calls on the same input, so a
         deterministic method measures 0.0 rather than being assumed to.
+    face_images : int
+        The face scores (see :mod:`inpaintlib.facemetrics`) are computed on
+        the first this many composited images (or all, if fewer), then at
+        least :data:`~inpaintlib.facemetrics.MIN_FACE_IMAGES` (4). They cost
+        about 0.1 s of CPU per image for the fill, and as much for the real
+        face the first time the process sees it. 0 (the default) computes none.
 
     Returns
     -------
@@ -546,10 +561,15 @@ def evaluate(method, images, masks, batch_size: int = 64, diversity_samples: int
         ``method`` (its name), ``n`` (images scored), the per-image means of
         ``psnr``, ``psnr_hole`` (dB), ``ssim``, ``ssim_hole`` (see
         :func:`.ssim_hole`), ``l1_hole``, ``sharpness`` (see :func:`.sharpness`)
-        and ``diversity`` (see :func:`.diversity`),
-        and ``seconds_per_image``: wall time of the ``inpaint`` calls over all
-        N images, divided by N. It includes any one-off start-up of the method
-        (such as graph tracing): call it once beforehand to leave that out.
+        and ``diversity`` (see :func:`.diversity`); the face scores
+        ``identity`` (the mean :func:`~inpaintlib.facemetrics.identity_distance`),
+        ``ffd`` (:func:`~inpaintlib.facemetrics.frechet_face_distance`) and
+        ``ffd_floor`` (:func:`~inpaintlib.facemetrics.frechet_face_floor`),
+        each None when ``face_images`` is 0 or dlib is not installed (then a
+        notice says how to install it); and ``seconds_per_image``: wall time
+        of the ``inpaint`` calls over all N images, divided by N. It includes
+        any one-off start-up of the method (such as graph tracing): call it
+        once beforehand to leave that out.
 
     Examples
     --------
@@ -561,21 +581,25 @@ def evaluate(method, images, masks, batch_size: int = 64, diversity_samples: int
     >>> masks = np.zeros((4, 16, 16, 1))
     >>> masks[:, 4:12, 4:12] = 1
     >>> result = evaluate(Grey(), images, masks)
-    >>> result["n"], result["diversity"]
-    (4, 0.0)
+    >>> result["n"], result["diversity"], result["identity"]
+    (4, 0.0, None)
     """
-    scores = score_images(method, images, masks, batch_size, diversity_samples, diversity_images)
-    return {key: scores[key] if key in ("method", "n") else float(np.mean(scores[key])) for key in RESULT_KEYS}
+    scores = score_images(method, images, masks, batch_size, diversity_samples, diversity_images, face_images)
+    per_set = ("method", "n", "ffd", "ffd_floor", "seconds_per_image")
+    return {key: scores[key] if key in per_set or scores[key] is None else float(np.mean(scores[key]))
+            for key in RESULT_KEYS}
 
 
 def score_images(method, images, masks, batch_size: int = 64, diversity_samples: int = 4,
-                 diversity_images: int = 16) -> dict:
+                 diversity_images: int = 16, face_images: int = 0) -> dict:
     """Score a method image by image: what :func:`.evaluate` averages, for intervals and plots.
 
     Takes the arguments of :func:`.evaluate`. Returns a dict with ``method``,
     ``n``, ``seconds_per_image`` (float), a float64 array per metric (length
     N; ``diversity`` has one value for each of the first ``diversity_images``
-    images), and ``outputs``: the composited fills, float64 (N, H, W, 3).
+    images, ``identity`` for each of the first ``face_images``, or None when
+    not computed), ``ffd`` and ``ffd_floor`` (float, or None), and
+    ``outputs``: the composited fills, float64 (N, H, W, 3).
     """
     name = getattr(method, "name", None)
     if not isinstance(name, str) or not callable(getattr(method, "inpaint", None)):
@@ -584,14 +608,23 @@ def score_images(method, images, masks, batch_size: int = 64, diversity_samples:
     masks = check_masks(masks, images.shape)
     hole_sizes = _check_holes(masks)
     _check_ssim_size(images.shape)
-    for label, value, least in (("batch_size", batch_size, 1), ("diversity_samples", diversity_samples, 2), ("diversity_images", diversity_images, 1)):
+    for label, value, least in (("batch_size", batch_size, 1), ("diversity_samples", diversity_samples, 2),
+                                ("diversity_images", diversity_images, 1), ("face_images", face_images, 0)):
         if not isinstance(value, (int, np.integer)) or value < least:
             raise DataError(f"{label} must be an integer of at least {least}, not {value!r}")
+    n = len(images)
+    faces = min(face_images, n)
+    if faces:
+        from inpaintlib import facemetrics  # here, not at the top: facemetrics imports this module
+
+        if faces < facemetrics.MIN_FACE_IMAGES:
+            raise DataError(f"face scores need at least {facemetrics.MIN_FACE_IMAGES} images (their floor splits "
+                            f"them in two halves), but would be computed on {faces}: set face_images to 0 to skip "
+                            f"them, or score at least {facemetrics.MIN_FACE_IMAGES} images")
 
     # What a method gets: the real pixels around a hole of zeros, in float32.
     masked = (images * (1.0 - masks)).astype(np.float32)
     hole_masks = masks.astype(np.float32)
-    n = len(images)
     batches = []
     start = time.perf_counter()
     for i in range(0, n, batch_size):
@@ -616,6 +649,7 @@ def score_images(method, images, masks, batch_size: int = 64, diversity_samples:
 
     # One SSIM map per image gives both the whole-image and the hole SSIM.
     ssim_means, ssim_maps = _ssim_maps(outputs, images)
+    face = facemetrics.face_scores(outputs[:faces], images[:faces]) if faces else dict.fromkeys(FACE_KEYS)
     return {
         "method": name,
         "n": int(n),
@@ -626,6 +660,7 @@ def score_images(method, images, masks, batch_size: int = 64, diversity_samples:
         "l1_hole": _l1_hole(outputs, images, masks, hole_sizes),
         "sharpness": _sharpness(outputs, images, masks, hole_sizes),
         "diversity": np.asarray(_diversity(samples, masks[:m], hole_sizes[:m]), np.float64),
+        **face,
         "seconds_per_image": seconds / n,
         "outputs": outputs,
     }

@@ -10,6 +10,7 @@ from scipy.ndimage import uniform_filter
 
 from inpaintlib.errors import DataError
 from inpaintlib.metrics import (
+    FACE_KEYS,
     PSNR_CAP,
     RESULT_KEYS,
     bootstrap_interval,
@@ -242,7 +243,9 @@ def test_evaluate_returns_the_promised_keys_as_plain_values(images, masks):
     assert tuple(result) == RESULT_KEYS
     assert json.loads(json.dumps(result)) == result
     assert result["method"] == "noisy" and result["n"] == N
-    assert all(type(result[key]) is float for key in RESULT_KEYS[2:])
+    # The face scores are asked for (face_images): by default they are not computed, and None.
+    assert all(result[key] is None for key in FACE_KEYS)
+    assert all(type(result[key]) is float for key in RESULT_KEYS[2:] if key not in FACE_KEYS)
     assert result["seconds_per_image"] > 0
 
 
@@ -315,6 +318,10 @@ def test_evaluate_checks_the_method_and_its_output(images, masks):
         evaluate(Truth(images), images, masks, batch_size=0)
     with pytest.raises(DataError, match="diversity_samples"):
         evaluate(NoisyFill(), images, masks, diversity_samples=1)
+    with pytest.raises(DataError, match="face_images must be an integer of at least 0"):
+        evaluate(NoisyFill(), images, masks, face_images=-1)
+    with pytest.raises(DataError, match="face scores need at least 4 images"):
+        evaluate(NoisyFill(), images, masks, face_images=2)
 
 
 def test_score_images_gives_what_evaluate_averages():
@@ -330,6 +337,7 @@ def test_score_images_gives_what_evaluate_averages():
     assert scores["psnr_hole"].shape == (6,) and scores["outputs"].shape == images.shape
     for key in ("psnr", "psnr_hole", "ssim", "ssim_hole", "l1_hole", "sharpness", "diversity"):
         assert np.mean(scores[key]) == pytest.approx(means[key]), key
+    assert all(scores[key] is None and means[key] is None for key in FACE_KEYS)
     np.testing.assert_array_equal(scores["outputs"][masks[..., 0] == 0], images[masks[..., 0] == 0])
 
 
