@@ -3,7 +3,9 @@
 :class:`Checkpoint` writes the weights and the optimizers' state (one file, replaced atomically)
 at the end of every Keras epoch, and :func:`restore_checkpoint` puts them back, step count
 included; :class:`StopOnNaN` ends a diverged run before its epoch's checkpoint, so the last one
-is the last good state; :class:`HistoryWriter` keeps ``history.json`` whole across a resume.
+is the last good state; :class:`HistoryWriter` keeps ``history.json`` whole across a resume, and
+:class:`FillMonitor` keeps ``monitor.npz``: the fills of a few fixed faces at every checkpoint, so
+training is something to watch as well as a curve (keras-io's ``GANMonitor`` does the same).
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import io
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from inpaintlib.errors import ConfigError
 from inpaintlib.files import atomic_write
@@ -103,28 +107,96 @@ def restore_checkpoint(model: keras.Model, folder: Path) -> int:
 class HistoryWriter(keras.callbacks.Callback):
     """Write one row per checkpoint interval to a JSON file, atomically, resuming cleanly.
 
-    On resume, fit starts at the epoch after the last checkpoint: rows past it
-    (written after that checkpoint, before the kill) are dropped, so the history
-    has no gap and no repeat.
+    Each row holds the interval's logs (training means and validation scores) and, under
+    ``"log"``, the training losses every ``log_every`` steps: the means over those steps, so a
+    short run still draws a curve worth reading. On resume, fit starts at the epoch after the
+    last checkpoint: rows past it (written after that checkpoint, before the kill) are dropped,
+    so the history has no gap and no repeat.
     """
 
-    def __init__(self, path: Path, epoch_steps: int, batch_size: int):
+    def __init__(self, path: Path, epoch_steps: int, batch_size: int, log_every: int | None = None):
         super().__init__()
         self.path, self.epoch_steps, self.batch_size = path, epoch_steps, batch_size
+        self.log_every = log_every or epoch_steps
         self.rows = json.loads(path.read_text()) if path.exists() else []
         self._started = None
+        self._log, self._last = [], (0, {})
 
     def on_epoch_begin(self, epoch, logs=None):
         self.rows = [row for row in self.rows if row["epoch"] <= epoch]
         self._started = time.perf_counter()
+        self._epoch, self._log, self._last = epoch, [], (0, {})
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = batch + 1
+        if done % self.log_every and done != self.epoch_steps:
+            return
+        # Keras's logs are means since the epoch began: the mean over the last steps is their difference.
+        means = {k: float(v) for k, v in (logs or {}).items()}
+        before, previous = self._last
+        point = {"step": self._epoch * self.epoch_steps + done}
+        for name, mean in means.items():
+            value = (done * mean - before * previous.get(name, 0.0)) / (done - before)
+            point[name] = value if math.isfinite(value) else None
+        self._log.append(point)
+        self._last = (done, means)
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._started
         row = {"epoch": epoch + 1, "step": (epoch + 1) * self.epoch_steps, "seconds": round(seconds, 3),
                "images_per_second": round(self.epoch_steps * self.batch_size / seconds, 1)}
         row.update({k: (float(v) if math.isfinite(float(v)) else None) for k, v in (logs or {}).items()})
+        row["log"] = self._log
         self.rows.append(row)
         write_json_atomically(self.path, self.rows)
+
+
+class FillMonitor(keras.callbacks.Callback):
+    """At the end of every epoch, fill fixed masked faces and add the fills to an ``.npz`` file.
+
+    The file holds ``images`` and ``masks`` (the faces and their holes), ``steps`` (C,) and
+    ``fills`` (C, K, H, W, 3), uint8, composited; it is replaced atomically, and on resume the
+    fills past the last checkpoint are dropped, as :class:`HistoryWriter` drops its rows.
+    """
+
+    FILE = "monitor.npz"
+
+    def __init__(self, path: Path, images: np.ndarray, masks: np.ndarray, epoch_steps: int):
+        super().__init__()
+        self.path, self.epoch_steps = Path(path), epoch_steps
+        self.images, self.masks = np.asarray(images, np.float32), np.asarray(masks, np.float32)
+        self.steps, self.fills = [], []
+        if self.path.is_file():
+            with np.load(self.path) as saved:
+                self.steps, self.fills = list(saved["steps"]), list(saved["fills"])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        kept = [i for i, step in enumerate(self.steps) if step <= epoch * self.epoch_steps]
+        self.steps, self.fills = [self.steps[i] for i in kept], [self.fills[i] for i in kept]
+
+    def on_epoch_end(self, epoch, logs=None):
+        known = self.images * (1.0 - self.masks)
+        fill = np.asarray(self.model([known, self.masks], training=False), np.float32)
+        self.steps.append((epoch + 1) * self.epoch_steps)
+        self.fills.append(_to_uint8(known + fill * self.masks))
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, images=_to_uint8(self.images), masks=self.masks.astype(np.uint8),
+                            steps=np.asarray(self.steps), fills=np.stack(self.fills))
+        with atomic_write(self.path) as f:
+            f.write(buffer.getvalue())
+
+
+def read_monitor(folder: Path) -> dict | None:
+    """The :class:`FillMonitor` file of a model folder as a dict of arrays, or None if it has none."""
+    path = Path(folder) / FillMonitor.FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        return {name: saved[name] for name in saved.files}
+
+
+def _to_uint8(images) -> np.ndarray:
+    return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def write_json_atomically(path: Path, value) -> None:

@@ -83,14 +83,34 @@ def show_rows(rows: dict, title: str | None = None, cell: float = 1.2):
     return fig
 
 
+def show_monitor(monitor: dict, title: str | None = None, rows: int = 6, cell: float = 1.0):
+    """Show a training monitor (:func:`inpaintlib.checkpoints.read_monitor`): the masked faces,
+    then their fills at up to ``rows`` checkpoints spread over the run, then the real faces."""
+    steps, fills = monitor["steps"], monitor["fills"]
+    shown = np.unique(np.linspace(0, len(steps) - 1, min(rows, len(steps))).round().astype(int))
+    grid = {"masked": paint_holes(monitor["images"], monitor["masks"])}
+    grid.update({f"step {steps[i]}": fills[i] for i in shown})
+    grid["real"] = monitor["images"]
+    return show_rows(grid, title=title, cell=cell)
+
+
+def curve(history: list[dict], key: str) -> tuple[list, list]:
+    """The steps and values of one logged quantity: a training loss from every logged point (the
+    rows' ``"log"``, a mean every few steps), a validation score (``val_...``) from each row."""
+    points = history
+    if not key.startswith("val_") and any(row.get("log") for row in history):
+        points = [point for row in history for point in row.get("log", [])]
+    values = [point.get(key) for point in points]
+    return [point["step"] for point in points], [np.nan if v is None else v for v in values]
+
+
 def plot_history(history: list[dict], keys=("loss", "val_loss"), title: str | None = None, log: bool = True):
     """Plot training curves from a history (rows with a ``step`` and the logged values)."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    steps = [row["step"] for row in history]
     for key in keys:
-        values = [row.get(key) for row in history]
-        if any(v is not None for v in values):
-            ax.plot(steps, [np.nan if v is None else v for v in values], marker="o", markersize=3, label=key)
+        steps, values = curve(history, key)
+        if not np.isnan(values).all():
+            ax.plot(steps, values, marker="o" if key.startswith("val_") else None, markersize=3, label=key)
     ax.set_xlabel("training step")
     if log:
         ax.set_yscale("log")
@@ -111,12 +131,11 @@ def plot_components(history: list[dict], keys, title: str | None = None, columns
     keys = [key for key in keys if any(row.get(key) is not None for row in history)]
     rows = -(-len(keys) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
-    steps = [row["step"] for row in history]
     for ax, key in zip(axes.flat, keys):
-        for name, style in ((key, "-"), (f"val_{key}", "--")):
-            values = [row.get(name) for row in history]
-            if any(v is not None for v in values):
-                ax.plot(steps, [np.nan if v is None else v for v in values], style, marker="o", markersize=2,
+        for name, style, marker in ((key, "-", None), (f"val_{key}", "--", "o")):
+            steps, values = curve(history, name)
+            if not np.isnan(values).all():
+                ax.plot(steps, values, style, marker=marker, markersize=2,
                         label="validation" if name.startswith("val_") else "training")
         ax.set_title(key, fontsize=9)
         ax.grid(True, alpha=0.3)

@@ -101,9 +101,10 @@ def test_vaegan_on_two_devices_is_finite_and_steps_once_per_batch(tmp_path):
     report = train_on_one_and_two_devices(
         tmp_path, model="vaegan", learning_rate=1e-3, model_options={"latent_dim": 8, "base_filters": 8, "depth": 2})
     one, two = report["one"], report["two"]
-    assert one["iterations"] == two["iterations"] == {"encoder": STEPS, "decoder": STEPS, "discriminator": STEPS}
+    assert one["iterations"] == two["iterations"] == {"encoder": STEPS, "posterior": STEPS, "decoder": STEPS,
+                                                      "discriminator": STEPS}
     for row in two["history"]:
-        assert all(np.isfinite(row[key]) for key in row if key not in ("epoch", "step")), row
+        assert all(np.isfinite(row[key]) for key in row if key not in ("epoch", "step", "log")), row
     # Same batches, different noise (each replica draws its own): the losses agree closely, not exactly,
     # and the gradients have the same size: a wrong 1/replicas scaling would put these ratios near 4 or 1/4.
     for a, b in zip(one["history"], two["history"]):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from inpaintlib import training
+from inpaintlib.checkpoints import read_monitor
 from inpaintlib.errors import ConfigError, MaskError
 from inpaintlib.training import (
     TrainConfig,
@@ -40,6 +41,16 @@ def test_train_saves_model_config_and_history(tmp_path):
     trained = train(config, tmp_path / "run", verbose=0)
     assert [row["step"] for row in trained.history] == [4, 8, 12]
     assert all(np.isfinite(row["loss"]) and np.isfinite(row["val_loss"]) for row in trained.history)
+    # The curves: a point every step here (a hundredth of the run), each the mean over its steps,
+    # so that an epoch's points average to the epoch's mean.
+    for row in trained.history:
+        assert [point["step"] for point in row["log"]] == list(range(row["step"] - 3, row["step"] + 1))
+        np.testing.assert_allclose(np.mean([point["loss"] for point in row["log"]]), row["loss"], rtol=1e-5)
+    # The monitor: fixed validation faces filled at every checkpoint, their known pixels kept.
+    monitor = read_monitor(tmp_path / "run")
+    assert list(monitor["steps"]) == [4, 8, 12] and monitor["fills"].shape == (3, training.MONITORED_FACES, 16, 16, 3)
+    known = np.broadcast_to(monitor["masks"] == 0, monitor["fills"].shape[1:])
+    assert (monitor["fills"][:, known] == np.broadcast_to(monitor["images"][known], (3, known.sum()))).all()
     assert not (tmp_path / "run" / "backup").exists(), "the checkpoint goes once training is done"
     loaded = load_trained(tmp_path / "run")
     assert loaded.config == config and loaded.history == trained.history
@@ -61,15 +72,15 @@ def test_long_runs_train_with_xla_and_predict_without(tmp_path, monkeypatch, mod
     fit = keras.Model.fit
     monkeypatch.setattr(keras.Model, "fit", lambda self, *a, **k: compiled_with.append(self.jit_compile) or fit(self, *a, **k))
     monkeypatch.setattr(training, "XLA_MIN_STEPS_ON_CPU", 4)
-    own = {"latent_dim": 4} if model == "vaegan" else {"smooth_start": False}
-    tiny = {**TINY, "model_options": {"base_filters": 4, "depth": 2, **own}}
+    own = {"latent_dim": 4} if model == "vaegan" else {}
+    tiny = {**TINY, "model_options": {"base_filters": 4, "depth": 2, "smooth_start": False, **own}}
     short = train(TrainConfig(model=model, steps=2, checkpoint_every=2, **tiny), tmp_path / "short", verbose=0)
     long = train(TrainConfig(model=model, steps=4, checkpoint_every=2, **tiny), tmp_path / "long", verbose=0)
     assert compiled_with == [False, True]
-    if model == "unet":  # XLA runs the smooth fill's depthwise convolutions slower on a CPU
-        smooth = {**tiny, "model_options": {"base_filters": 4, "depth": 2}}
-        train(TrainConfig(model=model, steps=4, checkpoint_every=2, **smooth), tmp_path / "smooth", verbose=0)
-        assert compiled_with[-1] is False
+    # XLA runs the smooth fill's depthwise convolutions slower on a CPU: both models' default start.
+    smooth = {**tiny, "model_options": {"base_filters": 4, "depth": 2, **own}}
+    train(TrainConfig(model=model, steps=4, checkpoint_every=2, **smooth), tmp_path / "smooth", verbose=0)
+    assert compiled_with[-1] is False
     assert all(np.isfinite(row["loss"]) for row in short.history + long.history)
     assert long.model.jit_compile is False and load_trained(tmp_path / "long").model.jit_compile is False
 
@@ -207,6 +218,7 @@ def test_options_at_their_defaults_share_a_cache_key():
 TRAIN_OR_LOAD = """
 import sys
 from inpaintlib import training
+from inpaintlib.checkpoints import read_monitor
 calls = []
 real_train = training.train
 training.train = lambda *a, **k: calls.append(1) or real_train(*a, **k)
@@ -332,6 +344,8 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_with_the_uninterrupted_weights(
         np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5, err_msg=a.path)
     rows = json.loads((out / "history.json").read_text())
     assert [(row["epoch"], row["step"]) for row in rows] == [(1, 10), (2, 20), (3, 30), (4, 40)], "no gap, no repeat"
+    assert [point["step"] for row in rows for point in row["log"]] == list(range(1, steps + 1))
+    assert list(read_monitor(out)["steps"]) == [10, 20, 30, 40]
 
 
 def test_resume_takes_the_same_model_spelled_differently_and_refuses_another(tmp_path):
