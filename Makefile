@@ -32,7 +32,7 @@ test-fast: install
 bench: install
 	$(BIN)/python bench/data.py
 	$(BIN)/python bench/train.py
-	$(BIN)/python bench/vaegan_decoders.py
+	$(BIN)/python bench/vaegan_designs.py
 	$(BIN)/python bench/time_to_quality.py
 
 clean:

@@ -56,14 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--depth", type=int, help="levels down: U-Net poolings (default 3), VAE-GAN strided "
                        "convolutions (default 4)")
     train.add_argument("--no-mask-channel", action="store_true", help="U-Net: hide the mask from the network (the original recipe)")
-    train.add_argument("--no-smooth-start", action="store_true", help="U-Net: start from a zero hole, as the "
-                       "original recipe does (default: from a smooth fill, learning its correction)")
+    train.add_argument("--no-smooth-start", action="store_true", help="start from a zero hole, as the "
+                       "original recipes do (default: from a smooth fill, learning its correction)")
     train.add_argument("--no-keep-known", action="store_true", help="U-Net: the loss sees the whole output, "
                        "as in the original recipe (default: the known pixels pass through, the loss sees "
                        "the hole alone)")
     train.add_argument("--latent-dim", type=int, help="VAE-GAN: length of the latent code (default 128)")
     train.add_argument("--no-image-skips", action="store_true", help="VAE-GAN: the decoder sees the latent code "
-                       "alone, as in Larsen et al. (default: it also sees the encoder's feature maps)")
+                       "alone, as in Larsen et al. (default: it also sees the encoder's feature maps); implies "
+                       "--no-smooth-start")
+    train.add_argument("--posterior", choices=["whole", "visible"], help="VAE-GAN: what the code is inferred "
+                       "from in training: the whole face, with a learned prior (the default), or the visible "
+                       "face alone with the prior N(0, I), the first design")
+    train.add_argument("--discriminator", choices=["global", "patch", "global+local"],
+                       help="VAE-GAN: what the discriminator judges (default global: the whole image)")
     train.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     train.add_argument("--out", required=True, help="folder for the trained model")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -100,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--image-size", type=int, default=64, help="for classical methods; a model uses its own")
     fill.add_argument("--samples", type=int, default=1, help="VAE-GAN: write this many different fills, "
                       "OUT-1.png, OUT-2.png, ...")
+    fill.add_argument("--temperature", type=float, default=1.0, help="VAE-GAN: spread of the --samples "
+                      "(1, the default: as trained; less: closer to the single most likely fill)")
     fill.add_argument("-o", "--output", required=True, help="the filled image (PNG)")
 
     book = commands.add_parser(
@@ -170,7 +178,8 @@ def _train(args) -> int:
     given = {"base_filters": args.base_filters, "depth": args.depth, "latent_dim": args.latent_dim,
              "mask_channel": False if args.no_mask_channel else None,
              "image_skips": False if args.no_image_skips else None,
-             "smooth_start": False if args.no_smooth_start else None,
+             "smooth_start": False if args.no_smooth_start or args.no_image_skips else None,
+             "posterior": args.posterior, "discriminator": args.discriminator,
              "keep_known": False if args.no_keep_known else None}
     options = {name: value for name, value in given.items() if value is not None}
     config = TrainConfig(
@@ -264,6 +273,8 @@ def _fill(args) -> int:
 
     if args.samples < 1:
         raise ConfigError(f"--samples must be a positive integer, not {args.samples}")
+    if not args.temperature >= 0:
+        raise ConfigError(f"--temperature must be at least 0, not {args.temperature}")
     image_size = _check_method(args.model) or args.image_size
     image = read_image(args.image, image_size)
     if is_mask_kind(args.mask):
@@ -281,6 +292,7 @@ def _fill(args) -> int:
     elif getattr(getattr(method, "model", None), "sample_fills", None) is None:
         raise ConfigError(f"{method.name} fills a hole one way only: --samples needs a VAE-GAN model folder")
     else:
+        method.temperature = args.temperature
         fills = method.sample(image, mask[None], args.samples, seed=args.seed)[:, 0]
         output = Path(args.output)
         outputs = [output.with_name(f"{output.stem}-{i}{output.suffix}") for i in range(1, args.samples + 1)]

@@ -76,17 +76,17 @@ from inpaintlib.metrics import check_images
 DESCRIPTOR_SIZE = 128
 #: Side of the face chip the network reads, in pixels.
 CHIP_SIDE = 150
-#: dlib's threshold: two descriptors closer than this are the same person (on its aligned chips).
+#: dlib's threshold; two descriptors closer than this are the same person (on its aligned chips).
 SAME_PERSON_DISTANCE = 0.6
-#: Fewest faces the face scores of a set take: the floor splits them into two halves, and a
+#: Fewest faces the face scores of a set take, since the floor splits them into two halves and a
 #: covariance needs two faces in each.
 MIN_FACE_IMAGES = 4
-#: Descriptors kept in memory (about 1 KB each): enough for CelebA's whole test split
+#: Descriptors kept in memory, about 1 KB each; enough for CelebA's whole test split
 #: (19,962 faces) and one method's fills of it.
 CACHE_SIZE = 50_000
 #: What to install for the face scores.
 INSTALL_HINT = "pip install 'inpaintlib[faces]'"
-#: How a 64x64 face is upscaled to the chip: bicubic, the usual choice for enlarging.
+#: How a 64x64 face is upscaled to the chip (bicubic, the usual choice for enlarging).
 CHIP_INTERPOLATION = cv2.INTER_CUBIC
 
 _MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"

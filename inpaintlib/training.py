@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from inpaintlib.checkpoints import (  # noqa: F401  (re-exported: where a run's state goes)
     Checkpoint,
+    FillMonitor,
     HistoryWriter,
     StopOnNaN,
     restore_checkpoint,
@@ -55,6 +56,8 @@ from inpaintlib.files import hold_lock
 from inpaintlib.masks import eval_masks
 
 BACKUP_DIR = "backup"
+#: Validation faces whose fills :class:`.FillMonitor` keeps at every checkpoint.
+MONITORED_FACES = 6
 #: Held by the process training into a folder; gone once the model is saved.
 LOCK_FILE = "train.lock"
 #: On a CPU, XLA takes 5-15 s to compile a training step, then runs each step 1.2-1.5x faster
@@ -76,6 +79,8 @@ class TrainedModel:
     path: Path | None = None
     #: How tables and figures name it; by default the model's kind ("U-Net").
     label: str | None = None
+    #: How far apart a VAE-GAN's draws are spread (see :meth:`.VAEGAN.sample_fills`); 1: as trained.
+    temperature: float = 1.0
 
     @property
     def name(self) -> str:
@@ -102,7 +107,8 @@ class TrainedModel:
         images = np.asarray(images, np.float32)
         masks = np.asarray(masks, np.float32)
         if hasattr(self.model, "sample_fills"):
-            fills = self.model.sample_fills(images * (1.0 - masks), masks, k, seed=seed, batch_size=batch_size)
+            fills = self.model.sample_fills(images * (1.0 - masks), masks, k, seed=seed, batch_size=batch_size,
+                                            temperature=self.temperature)
             return images * (1.0 - masks) + fills * masks
         return np.repeat(self.inpaint(images, masks, batch_size)[None], k, axis=0)
 
@@ -206,8 +212,11 @@ def _train_locked(config: TrainConfig, out: Path, verbose, strategy: tf.distribu
     # which XLA would compile anew, so it keeps build_model's setting.
     predicts_with_xla, model.jit_compile = model.jit_compile, trains_with_xla(config, strategy.num_replicas_in_sync)
     stop = StopOnNaN()
-    history = HistoryWriter(out / HISTORY_FILE, epoch_steps, config.batch_size)
-    callbacks = [stop, history, Checkpoint(out / BACKUP_DIR)]
+    # About a hundred points on the training curves, whatever the run's length.
+    history = HistoryWriter(out / HISTORY_FILE, epoch_steps, config.batch_size, log_every=max(1, config.steps // 100))
+    monitor = FillMonitor(out / FillMonitor.FILE, validation[:MONITORED_FACES] / 255.0,
+                          validation_masks[:MONITORED_FACES], epoch_steps)
+    callbacks = [stop, history, monitor, Checkpoint(out / BACKUP_DIR)]
     try:
         model.fit(
             train_data, initial_epoch=done // epoch_steps, epochs=config.steps // epoch_steps,
@@ -242,10 +251,10 @@ def trains_with_xla(config: TrainConfig, replicas: int = 1) -> bool:
     """Whether ``train`` compiles the training step with XLA: always on a GPU or TPU, and on a
     CPU for runs long enough to repay the compilation (``XLA_MIN_STEPS_ON_CPU``), unless the CPU
     is split into several devices (XLA cannot reach one device's variables from another) or the
-    U-Net starts from a smooth fill (XLA runs its depthwise convolutions 7x slower on a CPU)."""
+    model starts from a smooth fill (XLA runs its depthwise convolutions 7x slower on a CPU)."""
     if has_accelerator():
         return True
-    smooth = config.model == "unet" and config.all_model_options()["smooth_start"]
+    smooth = config.all_model_options().get("smooth_start", False)
     return replicas == 1 and config.steps >= XLA_MIN_STEPS_ON_CPU and not smooth
 
 

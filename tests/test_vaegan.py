@@ -7,6 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import face_like
 from PIL import Image
 
@@ -17,7 +18,8 @@ from inpaintlib.errors import ConfigError
 from inpaintlib.masks import eval_masks
 from inpaintlib.metrics import evaluate
 from inpaintlib.training import TrainConfig, load_trained, train
-from inpaintlib.vaegan import VAEGAN, build_vaegan
+from inpaintlib.smooth_fill import SmoothFill
+from inpaintlib.vaegan import VAEGAN, HoleCrop, build_vaegan
 
 SMALL = {"latent_dim": 8, "base_filters": 8, "depth": 3}
 SMOKE = dict(model="vaegan", data="synthetic", image_size=32, batch_size=8, limit=64, validation_images=8,
@@ -31,22 +33,71 @@ def faces_and_holes(n=6, size=32):
 
 @pytest.mark.parametrize("image_skips", [True, False])
 def test_networks_have_the_documented_shapes(image_skips):
-    model = build_vaegan(image_size=32, image_skips=image_skips, **SMALL)
+    model = build_vaegan(image_size=32, image_skips=image_skips, smooth_start=image_skips, **SMALL)
     images, masks = faces_and_holes(2)
     mean, log_var, *maps = model.encoder([images, masks])
     assert mean.shape == log_var.shape == (2, 8)
     assert [m.shape[1] for m in maps] == [32, 16, 8, 4], "feature maps from full size to the bottom"
+    assert [t.shape for t in model.posterior([images, masks])] == [(2, 8), (2, 8)]
     assert model([images, masks]).shape == (2, 32, 32, 3)
-    logit, features = model.discriminator(images)
-    assert logit.shape == (2, 1) and features.shape[1:3] == (8, 8)
+    logits, features = model.discriminator([images, masks])
+    assert logits.shape == (2, 1) and features.shape[1:3] == (8, 8)
     skip_inputs = [i.name for i in model.decoder.inputs[1:]]
     assert (len(skip_inputs) == 4) == image_skips
+
+
+@pytest.mark.parametrize("kind, logits", [("global", 1), ("patch", 64), ("global+local", 2)])
+def test_each_discriminator_judges_what_it_says(kind, logits):
+    model = build_vaegan(image_size=32, discriminator=kind, **SMALL)
+    images, masks = faces_and_holes(2)
+    assert model.discriminator([images, masks])[0].shape == (2, logits)
+    # Only the patches that hold hole pixels count as fakes (a centre hole of 16 of 32 pixels:
+    # the middle 4x4 of the 8x8 cells of 4 pixels); a global logit always does.
+    weights = model._fake_weights(tf.constant(masks), (2, logits)).numpy()
+    if kind == "patch":
+        assert weights.reshape(2, 8, 8)[:, 2:6, 2:6].all() and weights.sum() == 2 * 16
+    else:
+        assert weights.all()
+
+
+def test_the_hole_crop_is_the_window_centred_on_the_hole():
+    images = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    masks = np.zeros((2, 32, 32, 1), np.float32)
+    masks[0, 20:28, 4:10] = 1  # centroid (23.5, 6.5): the window starts at row 16, column 0 (kept inside)
+    masks[1, 8:16, 8:16] = 1  # centroid (11.5, 11.5): rows and columns 4..19
+    crops = HoleCrop(16)([tf.constant(images), tf.constant(masks)]).numpy()
+    np.testing.assert_allclose(crops[0], images[0, 16:32, 0:16], atol=1e-6)
+    np.testing.assert_allclose(crops[1], images[1, 4:20, 4:20], atol=1e-6)
+
+
+def test_the_untrained_model_fills_with_the_smooth_fill_for_every_code():
+    model = build_vaegan(image_size=32, **SMALL)
+    images, masks = faces_and_holes(3)
+    smooth = SmoothFill()([images * (1 - masks), masks]).numpy()
+    # Within the logit's clipping margin (1e-3) of the smooth fill.
+    np.testing.assert_allclose(model([images * (1 - masks), masks]).numpy(), smooth, atol=1.01e-3)
+    draws = model.sample_fills(images * (1 - masks), masks, 2)
+    np.testing.assert_allclose(draws, np.stack([smooth, smooth]), atol=1.01e-3)
+
+
+def test_the_first_design_has_no_posterior_network_and_its_kl_is_to_the_standard_normal():
+    model = build_vaegan(image_size=32, posterior="visible", **SMALL)
+    assert model.posterior is None and [n.name for n in model.networks] == ["encoder", "decoder", "discriminator"]
+    model.compile()
+    images, masks = faces_and_holes(2)
+    masked = images * (1 - masks)
+    mean, log_var = (t.numpy() for t in model.encoder([masked, masks])[:2])
+    expected = np.mean(np.sum(0.5 * (np.exp(log_var) + mean**2 - 1 - log_var), axis=-1)) / (32 * 32 * 3)
+    kl = model._loss_terms(tf.constant(masked), tf.constant(masks), tf.constant(images), training=False)["kl"]
+    np.testing.assert_allclose(float(kl), expected, rtol=1e-4)
 
 
 @pytest.mark.parametrize(
     "options, message",
     [({"depth": 6}, "divisible by 2\\*\\*depth"), ({"depth": 1}, "depth must be at least 2"),
-     ({"real_label": 0.3}, "real_label must be in")],
+     ({"real_label": 0.3}, "real_label must be in"), ({"posterior": "hole"}, "unknown posterior 'hole'"),
+     ({"discriminator": "local"}, "unknown discriminator 'local': use one of global, patch"),
+     ({"image_skips": False}, "set smooth_start=False")],
 )
 def test_bad_options_are_named(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -123,7 +174,7 @@ def test_an_interrupted_run_resumes_with_every_optimizer_state(tmp_path, monkeyp
     assert [row["step"] for row in trained.history] == [4, 8, 12]
     loaded = load_trained(tmp_path / "run")
     assert {name: int(opt.iterations.numpy()) for name, opt in loaded.model.optimizers.items()} == {
-        "encoder": 12, "decoder": 12, "discriminator": 12}
+        "encoder": 12, "posterior": 12, "decoder": 12, "discriminator": 12}
 
 
 def test_editing_the_loss_weights_changes_the_cache_key():
@@ -138,7 +189,9 @@ def test_train_evaluate_and_fill_samples_from_the_command_line(tmp_path, capsys)
     out = tmp_path / "vaegan"
     assert main(["train", "vaegan", "--data", "synthetic", "--image-size", "32", "--steps", "4", "--batch-size", "4",
                  "--limit", "32", "--base-filters", "8", "--depth", "3", "--latent-dim", "8", "--checkpoint-every", "2",
-                 "--out", str(out)]) == 0
+                 "--discriminator", "global+local", "--no-smooth-start", "--out", str(out)]) == 0
+    options = json.loads((out / "config.json").read_text())["model_options"]
+    assert options["discriminator"] == "global+local" and options["smooth_start"] is False
     capsys.readouterr()
     assert main(["evaluate", "--model", str(out), "--data", "synthetic", "--image-size", "32", "--limit", "4",
                  "--json"]) == 0
@@ -150,6 +203,11 @@ def test_train_evaluate_and_fill_samples_from_the_command_line(tmp_path, capsys)
     assert main(["fill", str(face), "--model", str(out), "--samples", "3", "-o", str(tmp_path / "fill.png")]) == 0
     fills = [np.asarray(Image.open(tmp_path / f"fill-{i}.png"), np.int16) for i in (1, 2, 3)]
     assert all(f.shape == (32, 32, 3) for f in fills) and np.abs(fills[0] - fills[1]).sum() > 0
+    # At temperature 0 every draw is the single most likely fill.
+    assert main(["fill", str(face), "--model", str(out), "--samples", "2", "--temperature", "0",
+                 "-o", str(tmp_path / "cold.png")]) == 0
+    cold = [np.asarray(Image.open(tmp_path / f"cold-{i}.png")) for i in (1, 2)]
+    np.testing.assert_array_equal(cold[0], cold[1])
     assert main(["fill", str(face), "--model", "telea", "--samples", "2", "-o", str(tmp_path / "t.png")]) == 2
     assert "fills a hole one way only" in capsys.readouterr().err
 
@@ -161,7 +219,7 @@ def test_unet_options_are_refused_for_the_vaegan():
 
 
 def test_a_keras_model_round_trips_through_its_config():
-    model = build_vaegan(image_size=32, image_skips=False, **SMALL)
+    model = build_vaegan(image_size=32, image_skips=False, smooth_start=False, **SMALL)
     clone = VAEGAN.from_config(model.get_config())
     assert clone.settings == model.settings and len(clone.decoder.inputs) == 1
     assert keras.saving.get_registered_name(VAEGAN) == "inpaintlib>VAEGAN"

@@ -1,0 +1,127 @@
+"""Benchmark the VAE-GAN's designs on real faces: the numbers behind the choices in chapter 3.
+
+Each setting changes one thing in the quick profile's VAE-GAN (600 steps of 16, 16 filters, mixed
+holes): what the code is inferred from in training (``posterior``), the discriminator, the decoder
+(z alone or z and the image's skips), the KL weight. Each is trained on the train split and scored
+on the first --faces validation faces, on six conditions (centre, random-box and free-form holes of
+a quarter and a half of the side): the hole PSNR of the mean code's fill, of one draw and of the
+average of 8 draws, and the diversity of the 8 draws (mean pairwise hole L1). On centre holes of
+half the side it also gives the face scores of one draw (identity distance, Fréchet face distance,
+:mod:`inpaintlib.facemetrics`) and, for the first setting, the trade that the sampling temperature
+makes between one draw's hole PSNR and the diversity. Prints one JSON object.
+
+A design choice is made on the validation split, never the test split: the test faces stay unseen
+until the chapters score the chosen model on them, so their numbers are not tuned to them.
+Usage: python bench/vaegan_designs.py [--data SPEC] [--settings whole,visible] [--faces 200]
+(default data: $CELEBA_DIR, else the sample in ../shared/data/celeba-sample, else synthetic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from inpaintlib import facemetrics
+from inpaintlib.baselines import get_baseline
+from inpaintlib.data import load_images
+from inpaintlib.masks import eval_masks
+from inpaintlib.metrics import diversity, psnr_hole
+from inpaintlib.training import TrainConfig, train
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba-sample"
+CONDITIONS = [(kind, hole) for kind in ("center", "random-box", "free-form") for hole in (0.25, 0.5)]
+#: The quick profile's VAE-GAN (book/03_vaegan.ipynb); each setting changes its options.
+QUICK = TrainConfig(model="vaegan", mask="mixed", steps=600, batch_size=16,
+                    model_options={"base_filters": 16, "latent_dim": 128})
+SETTINGS = {
+    "whole": {},
+    "visible": {"posterior": "visible"},
+    "patch": {"discriminator": "patch"},
+    "global+local": {"discriminator": "global+local"},
+    "z-alone": {"image_skips": False, "smooth_start": False},
+    "kl-0.3": {"kl_weight": 0.3},
+    "kl-0.1": {"kl_weight": 0.1},
+}
+DRAWS = 8
+TEMPERATURES = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+def score_draws(trained, faces: np.ndarray, masks: np.ndarray, seed: int = 1) -> dict:
+    """Hole PSNR of the mean code, of one draw and of the average of the draws; their diversity."""
+    draws = trained.sample(faces, masks, DRAWS, seed=seed)
+    return {"mean_code": float(psnr_hole(trained.inpaint(faces, masks), faces, masks).mean()),
+            "one_draw": float(psnr_hole(draws[0], faces, masks).mean()),
+            f"average_of_{DRAWS}": float(psnr_hole(draws.mean(axis=0), faces, masks).mean()),
+            "diversity": float(diversity(draws, masks).mean()), "draws": draws}
+
+
+def rounded(values: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items() if k != "draws"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = (f"celeba:{os.environ['CELEBA_DIR']}" if os.environ.get("CELEBA_DIR")
+               else f"celeba:{SAMPLE}" if SAMPLE.is_dir() else "synthetic")
+    parser.add_argument("--data", default=default)
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--steps", type=int, default=QUICK.steps)
+    parser.add_argument("--faces", type=int, default=200, help="validation faces scored per condition")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    names = args.settings.split(",")
+    unknown = sorted(set(names) - set(SETTINGS))
+    if unknown:
+        parser.error(f"unknown setting(s) {', '.join(unknown)}: use {', '.join(SETTINGS)}")
+
+    faces = load_images(args.data, "validation", 64, limit=args.faces).astype(np.float32) / 255.0
+    holes = {f"{kind} {hole}": eval_masks(kind, len(faces), 64, hole=hole) for kind, hole in CONDITIONS}
+    centre = holes["center 0.5"]
+    result = {"benchmark": "vaegan_designs", "data": args.data, "split": "validation", "faces": len(faces),
+              "steps": args.steps, "batch_size": QUICK.batch_size, "mask": QUICK.mask,
+              "classical": {condition: {name: round(float(psnr_hole(get_baseline(name).inpaint(faces, masks),
+                                                                     faces, masks).mean()), 3)
+                                        for name in ("biharmonic", "mean")}
+                            for condition, masks in holes.items()}}
+    if facemetrics.available():
+        biharmonic = get_baseline("biharmonic").inpaint(faces, centre)
+        result["classical_faces"] = rounded(_faces(biharmonic, faces))
+    with tempfile.TemporaryDirectory() as folder:
+        for i, name in enumerate(names):
+            options = {**QUICK.model_options, **SETTINGS[name]}
+            config = TrainConfig(**{**QUICK.to_dict(), "data": args.data, "steps": args.steps, "seed": args.seed,
+                                    "model_options": options})
+            print(f"setting {name}", file=sys.stderr, flush=True)
+            started = time.perf_counter()
+            trained = train(config, Path(folder) / name, verbose=0)
+            row = {"options": SETTINGS[name], "train_seconds": round(time.perf_counter() - started, 1)}
+            for condition, masks in holes.items():
+                scores = score_draws(trained, faces, masks)
+                row[condition] = rounded(scores)
+                if condition == "center 0.5" and facemetrics.available():
+                    row["center 0.5 faces"] = rounded(_faces(scores["draws"][0], faces))
+            if i == 0:  # the temperature's trade, on the first setting
+                row["temperature"] = {}
+                for temperature in TEMPERATURES:
+                    trained.temperature = temperature
+                    row["temperature"][str(temperature)] = rounded(score_draws(trained, faces, centre))
+            result[name] = row
+            print(json.dumps({name: row}), file=sys.stderr, flush=True)
+    print(json.dumps(result))
+    return 0
+
+
+def _faces(fills: np.ndarray, faces: np.ndarray) -> dict:
+    scores = facemetrics.face_scores(fills, faces, progress=False)
+    return {"identity": float(np.mean(scores["identity"])), "ffd": scores["ffd"], "ffd_floor": scores["ffd_floor"]}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
