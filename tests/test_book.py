@@ -60,9 +60,11 @@ def test_smoke_build_on_synthetic_faces_labels_them(smoke_book):
     assert "Traceback" not in vaegan
     vaegan_text = re.sub(r"<[^>]+>", "", vaegan)
     assert "def train_step(" in vaegan_text and "def _loss_terms(" in vaegan_text, "the model's code, from the library"
-    for column in ("VAE-GAN", "U-Net", "biharmonic", "diversity", "sharpness"):
+    for column in ("VAE-GAN", "U-Net", "biharmonic", "diversity", "sharpness", "identity", "ffd_floor"):
         assert column in vaegan_text
     assert re.search(r"Its diversity is \d\.\d+", vaegan_text), "the verdict is computed"
+    assert re.search(r"gives draws \S+ times as diverse as the first design.s", vaegan_text), "both designs, measured"
+    assert re.search(r"the VAE-GAN.s Fréchet face distance is \d\.\d{3}", vaegan_text), "face scores, computed"
     assert_images_render(root, vaegan)  # loss curves, fills, draws
 
     comparison = chapter_html(root, "04_comparison")
@@ -70,9 +72,12 @@ def test_smoke_build_on_synthetic_faces_labels_them(smoke_book):
     assert "Traceback" not in comparison
     models = Path((root / "build-cache.txt").read_text()) / "models"
     trained = sorted(folder.name.split("-")[0] for folder in models.iterdir() if folder.is_dir())
-    assert trained == ["unet", "unet", "vaegan"], "chapters 2 and 3's models, and chapter 4's specialist: no other"
+    assert trained == ["unet", "unet", "vaegan", "vaegan"], \
+        "chapters 2 and 3's models (the VAE-GAN's two designs), and chapter 4's specialist: no other"
     assert "A network knows the holes it saw" in comparison_text, "the specialist against the generalist"
     assert re.search(r"center 0\.5: .+? fills best \(\d+\.\d dB\)", comparison_text), "the verdicts are computed"
+    assert re.search(r"The draws have [\d.]+ times the squared error of the mean", comparison_text), "the toy"
+    assert re.search(r"One VAE-GAN draw scores \d+\.\d\d dB", comparison_text), "the perception-distortion plane"
     assert_images_render(root, comparison)  # interval bars and the side-by-side fills
 
 
