@@ -10,10 +10,10 @@ training is something to watch as well as a curve (keras-io's ``GANMonitor`` doe
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
-import io
 import time
 from pathlib import Path
 

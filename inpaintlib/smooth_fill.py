@@ -104,3 +104,20 @@ class SmoothFill(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "steps_per_level": self.steps_per_level}
 
+
+def corrected_fill(features, start):
+    """The head of a network that starts from a smooth fill: ``sigmoid(logit(start) + correction)``.
+
+    ``correction`` is a 1x1 convolution of ``features`` with zero initial weights, so the untrained
+    network outputs ``start`` itself (within the logit's clipping margin) and training learns what
+    to change. The U-Net and the VAE-GAN's decoder both end this way. float32 even under mixed
+    precision, so the loss and the images stay exact.
+    """
+    correction = layers.Conv2D(3, 1, kernel_initializer="zeros", dtype="float32", name="correction")(features)
+    return layers.Activation("sigmoid", dtype="float32", name="image")(correction + _logit(start))
+
+
+def _logit(images, margin: float = 1e-3):
+    """The inverse of the sigmoid, of images clipped into (0, 1)."""
+    images = ops.clip(images, margin, 1.0 - margin)
+    return ops.log(images) - ops.log(1.0 - images)

@@ -254,7 +254,7 @@ def trains_with_xla(config: TrainConfig, replicas: int = 1) -> bool:
     model starts from a smooth fill (XLA runs its depthwise convolutions 7x slower on a CPU)."""
     if has_accelerator():
         return True
-    smooth = config.all_model_options().get("smooth_start", False)
+    smooth = config.all_model_options()["smooth_start"]  # both models have the option
     return replicas == 1 and config.steps >= XLA_MIN_STEPS_ON_CPU and not smooth
 
 

@@ -24,7 +24,7 @@ import keras
 from keras import layers
 
 from inpaintlib.errors import ConfigError
-from inpaintlib.smooth_fill import SmoothFill
+from inpaintlib.smooth_fill import SmoothFill, corrected_fill
 
 
 def build_unet(image_size: int = 64, base_filters: int = 32, depth: int = 3, mask_channel: bool = True,
@@ -82,20 +82,13 @@ def build_unet(image_size: int = 64, base_filters: int = 32, depth: int = 3, mas
         x = layers.Concatenate(name=f"up{level}_skip")([x, skips[level]])
         x = _conv_block(x, base_filters * 2**level, f"up{level}")
     # float32 output even under mixed precision, so the loss and the images stay exact.
-    if smooth_start:  # a correction of the smooth fill's logit, zero until training moves it
-        correction = layers.Conv2D(3, 1, kernel_initializer="zeros", dtype="float32", name="correction")(x)
-        output = layers.Activation("sigmoid", dtype="float32", name="image")(correction + _logit(start))
+    if smooth_start:
+        output = corrected_fill(x, start)
     else:
         output = layers.Conv2D(3, 1, activation="sigmoid", dtype="float32", name="image")(x)
     if keep_known:
         output = output * mask + masked_image * (1.0 - mask)
     return keras.Model([masked_image, mask], output, name="unet")
-
-
-def _logit(images, margin: float = 1e-3):
-    """The inverse of the sigmoid, of images clipped into (0, 1)."""
-    images = keras.ops.clip(images, margin, 1.0 - margin)
-    return keras.ops.log(images) - keras.ops.log(1.0 - images)
 
 
 def receptive_field(depth: int) -> int:

@@ -63,8 +63,7 @@ import tensorflow as tf
 from keras import layers
 
 from inpaintlib.errors import ConfigError
-from inpaintlib.smooth_fill import SmoothFill
-from inpaintlib.unet import _logit
+from inpaintlib.smooth_fill import SmoothFill, corrected_fill
 
 #: Seed of the prior codes that evaluation (``test_step``) decodes.
 EVAL_NOISE_SEED = 2016
@@ -200,9 +199,8 @@ def build_decoder(image_size: int, latent_dim: int, base_filters: int, depth: in
         if level:
             x = layers.UpSampling2D(2, name=f"up{level}_upsample")(x)
             x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"up{level}_smooth")(x)
-    if smooth_start:  # a correction of the smooth fill's logit, zero until training moves it
-        correction = layers.Conv2D(3, 1, kernel_initializer="zeros", name="correction")(x)
-        image = layers.Activation("sigmoid", name="image")(correction + _logit(inputs[-1][..., :3]))
+    if smooth_start:  # the last skip is the prior network's input: the smooth fill and the mask
+        image = corrected_fill(x, inputs[-1][..., :3])
     else:
         image = layers.Conv2D(3, 1, activation="sigmoid", name="image")(x)
     return keras.Model(inputs, image, name="decoder")
