@@ -134,6 +134,13 @@ MISTAKES = {
                                    ["unknown mask kind 'round'", "use one of center, random-box, free-form"]),
     "evaluate-too-few-face-images": (["evaluate", "--model", "mean", "--data", "synthetic", "--face-images", "2"],
                                      ["--face-images must be 0 (no face scores) or at least 4", "not 2"]),
+    # export.
+    "export-folder-without-model": (["export", "{corpus}/empty-model", "-o", "{tmp}/onnx"],
+                                    ["holds no trained model (model.keras and config.json)"]),
+    "export-a-baseline": (["export", "telea", "-o", "{tmp}/onnx"],
+                          ["telea is a classical method, with no network to export", "name a model folder"]),
+    "export-unknown-format": (["export", "{corpus}/empty-model", "--format", "tflite", "-o", "{tmp}/onnx"],
+                              ["invalid choice: 'tflite' (choose from 'onnx')"]),
     # train: what its config checks before --out is made, and a bad hole found after.
     "train-unknown-model": (["train", "gan", "--out", "{tmp}/model"], ["invalid choice: 'gan'"]),
     "train-steps-zero": ([*TRAIN, "--steps", "0"], ["steps must be a positive integer, not 0"]),
