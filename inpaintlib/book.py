@@ -165,6 +165,8 @@ def build_book(
         print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
     if not html:
         return staging
+    if "book/try_it" not in left_out:
+        _try_it_assets(staging, root, parameters.get("04_comparison", {}).get("data", "auto"))
 
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(staging),
                "--path-output", str(root), "--warningiserror", "--nitpick", "--keep-going"]
@@ -173,6 +175,30 @@ def build_book(
     index = root / "_build" / "html" / "index.html"
     print(f"The book is in {index}")
     return index
+
+
+def _try_it_assets(staging: Path, root: Path, data: str) -> None:
+    """The Try it page's models (chapter 4's U-Net and VAE-GAN), faces and runtime, into its static folder."""
+    from inpaintlib.tryit import write_assets
+
+    models = glued(staging / "book" / "04_comparison.ipynb", "comparison")["models"]
+    write_assets({"unet": models["U-Net"], "vaegan": models["VAE-GAN"]}, data,
+                 staging / "book" / "_static" / "try", root)
+
+
+def glued(notebook: Path, name: str):
+    """The value an executed chapter glued under ``name`` (myst-nb's ``glue`` of a JSON string)."""
+    import ast
+
+    import nbformat
+
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            if output.get("metadata", {}).get("scrapbook", {}).get("name") == name:
+                # glue(display=False) stores it under a prefixed MIME type, application/papermill.record/...
+                text = next(value for key, value in output["data"].items() if key.endswith("text/plain"))
+                return json.loads(ast.literal_eval(text))
+    raise ChapterError(f"{notebook.name} glued nothing named {name!r}")
 
 
 def _toc_without(node, files: set[str]):

@@ -54,9 +54,10 @@ def celeba_sample() -> Path:
 
 
 def copy_book(target: Path) -> Path:
-    """Copy the book's sources (chapters, _config.yml, _toc.yml) into ``target``."""
+    """Copy the book's sources (chapters, _config.yml, _toc.yml, the pinned browser runtime's
+    package.json and lock) into ``target``."""
     shutil.copytree(REPO / "book", target / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    for name in ("_config.yml", "_toc.yml"):
+    for name in ("_config.yml", "_toc.yml", "package.json", "package-lock.json"):
         shutil.copy2(REPO / name, target / name)
     return target
 
@@ -71,19 +72,14 @@ def build(root: Path, env_update: dict, *args: str) -> subprocess.CompletedProce
 
 
 def glued(notebook: Path, name: str):
-    """The value a chapter glued under ``name`` (myst-nb ``glue`` of a JSON string), from its outputs."""
-    import ast
-    import json
+    """The value a chapter glued under ``name``; fails the test when it glued nothing so named."""
+    from inpaintlib.book import ChapterError
+    from inpaintlib.book import glued as read_glued
 
-    import nbformat
-
-    for cell in nbformat.read(notebook, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            if output.get("metadata", {}).get("scrapbook", {}).get("name") == name:
-                # glue(display=False) stores it under a prefixed MIME type, application/papermill.record/...
-                text = next(value for key, value in output["data"].items() if key.endswith("text/plain"))
-                return json.loads(ast.literal_eval(text))
-    raise AssertionError(f"{notebook.name} glued nothing named {name!r}")
+    try:
+        return read_glued(notebook, name)
+    except ChapterError as error:
+        raise AssertionError(str(error)) from None
 
 
 def execute_chapter(name: str, target: Path, **parameters) -> Path:
@@ -166,6 +162,20 @@ def zip_folder(folder: Path, target: Path, prefix: str = "") -> Path:
             if path.is_file():
                 archive.write(path, prefix + str(path.relative_to(folder)))
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_unet(tmp_path_factory) -> Path:
+    """A U-Net folder trained once per session (4 steps at 32x32), for tests that use a model."""
+    from inpaintlib.training import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("tiny-unet") / "unet"
+    config = TrainConfig(model="unet", data="synthetic", image_size=32, steps=4, batch_size=4, limit=16,
+                         validation_images=4, checkpoint_every=2, model_options={"base_filters": 4, "depth": 2})
+    with pytest.MonkeyPatch.context() as patch:  # its own cache, as every test has
+        patch.setenv("INPAINTLIB_CACHE", str(folder.parent / "cache"))
+        train(config, folder, verbose=0)
+    return folder
 
 
 @pytest.fixture(scope="session")

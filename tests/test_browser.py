@@ -265,3 +265,104 @@ def _ids_of(page: Path) -> set[str]:
     anchors = Anchors()
     anchors.feed(page.read_text(encoding="utf-8"))
     return anchors.ids
+
+
+# --- the Try it page: the models in the browser --------------------------------------------
+
+CANVAS_JS = """Array.from(document.getElementById('{id}').getContext('2d')
+  .getImageData(0, 0, window.tryIt.size, window.tryIt.size).data)"""
+
+
+def wait_until(browser: CDP, expression: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not (value := browser.evaluate(expression)):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        time.sleep(0.1)
+    return value
+
+
+def press(browser: CDP, element: str) -> None:
+    """A real mouse click in the middle of the element with that id."""
+    box = browser.evaluate(f"(() => {{ const b = document.getElementById('{element}').getBoundingClientRect();"
+                           f" return [b.left + b.width / 2, b.top + b.height / 2]; }})()")
+    for kind in ("mousePressed", "mouseReleased"):
+        browser.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+
+
+def canvas_rgb(browser: CDP, element: str) -> "np.ndarray":
+    import numpy as np
+
+    size = browser.evaluate("window.tryIt.size")
+    rgba = np.array(browser.evaluate(CANVAS_JS.format(id=element)), np.uint8).reshape(size, size, 4)
+    return rgba[..., :3]
+
+
+def test_try_it_fills_a_painted_hole_as_onnxruntime_does(smoke_book, served_site, browser, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from inpaintlib.tryit import decode_face
+
+    assets = smoke_book / "_build" / "html" / "_static" / "try"
+    runtime = json.loads((assets / "config.json").read_text())["runtime"]
+    if "integrity" in runtime:
+        pytest.skip(f"the build found no onnxruntime-web to copy (npm missing or npm ci failed), so the page "
+                    f"loads it from {runtime['script']}, which this offline browser cannot reach")
+    browser.send("Log.enable")
+    seen = visit(browser, served_site + "book/try_it.html")
+    wait_until(browser, "window.tryIt && (window.tryIt.ready || window.tryIt.error)")
+    assert browser.evaluate("window.tryIt.error || ''") == ""
+    browser.evaluate("document.getElementById('try-input').scrollIntoView()")
+    box = browser.evaluate("(() => { const b = document.getElementById('try-input').getBoundingClientRect();"
+                           " return [b.left, b.top, b.width]; })()")
+    # A stroke across the face, as a mouse paints it.
+    points = [(box[0] + box[2] * t, box[1] + box[2] * (0.3 + 0.4 * t)) for t in np.linspace(0.15, 0.85, 25)]
+    browser.send("Input.dispatchMouseEvent", type="mousePressed", x=points[0][0], y=points[0][1], button="left",
+                 clickCount=1)
+    for x, y in points[1:]:
+        browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y, button="left", buttons=1)
+    browser.send("Input.dispatchMouseEvent", type="mouseReleased", x=points[-1][0], y=points[-1][1], button="left",
+                 clickCount=1)
+    size = browser.evaluate("window.tryIt.size")
+    mask = np.array(browser.evaluate("Array.from(window.tryIt.mask)"), np.float32).reshape(1, size, size, 1)
+    assert 0.02 < mask.mean() < 0.5, f"the stroke painted {mask.mean():.1%} of the face"
+
+    press(browser, "try-fill-unet")
+    wait_until(browser, "window.tryIt.fills === 1")
+    first_fill = browser.evaluate("window.tryIt.last.seconds")
+    shown = canvas_rgb(browser, "try-unet")
+    faces = json.loads((assets / "faces.json").read_text())
+    face = decode_face(faces, browser.evaluate("window.tryIt.index")).astype(np.float32)[None] / 255
+    session = ort.InferenceSession(str(assets / "unet.onnx"), providers=["CPUExecutionProvider"])
+    fill = session.run(None, {"masked_image": face * (1 - mask), "mask": mask})[0]
+    expected = np.round(np.clip(face * (1 - mask) + fill * mask, 0, 1) * 255).astype(int)[0]
+    hole = mask[0, ..., 0] > 0
+    difference = np.abs(shown.astype(int) - expected)
+    assert difference[hole].max() <= 2, f"browser and Python differ by {difference[hole].max()}/255 in the hole"
+    assert (shown[~hole] == np.round(face[0] * 255).astype(np.uint8)[~hole]).all(), "known pixels changed"
+
+    draws = []
+    for clicks in (2, 3):
+        press(browser, "try-fill-vaegan")
+        wait_until(browser, f"window.tryIt.fills === {clicks}")
+        shown = canvas_rgb(browser, "try-vaegan")
+        assert (shown[~hole] == np.round(face[0] * 255).astype(np.uint8)[~hole]).all(), "known pixels changed"
+        draws.append(np.array(browser.evaluate("window.tryIt.last.output"), np.float32).reshape(size, size, 3))
+    # The network's own output, before 8 bits: the smoke profile's VAE-GAN, 20 steps from the smooth
+    # fill, moves it by less than a grey level, but a new click must still be a new draw.
+    assert np.abs(draws[0] - draws[1])[hole].max() > 1e-6, "two VAE-GAN clicks gave the same fill"
+
+    shot = browser.send("Page.captureScreenshot", format="png")
+    (tmp_path / "try_it.png").write_bytes(base64.b64decode(shot["data"]))
+    errors = [e["params"]["exceptionDetails"] for e in browser.events if e.get("method") == "Runtime.exceptionThrown"]
+    errors = [e.get("exception", {}).get("description", e.get("text", "")) for e in seen["errors"] + errors]
+    logged = [e["params"]["entry"]["text"] for e in browser.events
+              if e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"]
+    assert not [e for e in errors if KNOWN_JS_ERROR not in e] and not logged, (errors, logged)
+    html = smoke_book / "_build" / "html"
+    weight = sum(path.stat().st_size for path in [*assets.rglob("*"), html / "book" / "try_it.html",
+                                                  html / "_static" / "try_it.js"] if path.is_file())
+    print(f"Try it: first fill {first_fill * 1000:.0f} ms, browser within {difference[hole].max()}/255 of "
+          f"onnxruntime in Python, assets {weight / 1e6:.1f} MB, screenshot {tmp_path / 'try_it.png'}")
+    assert first_fill < 2.0, f"the first fill took {first_fill:.2f} s"
+    assert weight < 15e6, f"the page weighs {weight / 1e6:.1f} MB, runtime and models included"

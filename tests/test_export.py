@@ -21,19 +21,6 @@ from inpaintlib.masks import eval_masks  # noqa: E402
 from inpaintlib.training import load_trained  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny_unet(tmp_path_factory):
-    from inpaintlib.training import TrainConfig, train
-
-    folder = tmp_path_factory.mktemp("tiny-unet") / "unet"
-    config = TrainConfig(model="unet", data="synthetic", image_size=32, steps=4, batch_size=4, limit=16,
-                         validation_images=4, checkpoint_every=2, model_options={"base_filters": 4, "depth": 2})
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("INPAINTLIB_CACHE", str(folder.parent / "cache"))
-        train(config, folder, verbose=0)
-    return folder
-
-
 def faces_and_holes(n=5, size=32, kind="free-form"):
     faces = load_images("synthetic", "test", image_size=size, limit=n).astype(np.float32) / 255.0
     return faces, eval_masks(kind, n, size)

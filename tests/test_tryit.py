@@ -1,0 +1,54 @@
+"""The Try it page's assets: the models exported for the browser, the faces, the pinned runtime.
+
+The page itself runs in tests/test_browser.py, on the smoke book.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+pytest.importorskip("onnxruntime", reason="the export extra (pip install 'inpaintlib[export]') is not installed")
+
+from inpaintlib import tryit  # noqa: E402
+from inpaintlib.data import load_images  # noqa: E402
+
+
+def test_package_json_pins_the_runtime_the_page_names():
+    package = json.loads((REPO / "package.json").read_text())
+    lock = json.loads((REPO / "package-lock.json").read_text())
+    assert package["dependencies"] == {"onnxruntime-web": tryit.RUNTIME_VERSION}
+    assert lock["packages"]["node_modules/onnxruntime-web"]["version"] == tryit.RUNTIME_VERSION
+
+
+def test_the_cdn_fallback_hash_is_that_of_the_pinned_script():
+    script = REPO / "node_modules" / "onnxruntime-web" / "dist" / tryit.RUNTIME_FILES[0]
+    if not script.is_file():
+        pytest.skip("node_modules/onnxruntime-web is not installed here (npm ci installs it; inpaint book runs it)")
+    digest = base64.b64encode(hashlib.sha384(script.read_bytes()).digest()).decode()
+    assert tryit.RUNTIME_INTEGRITY == f"sha384-{digest}"
+
+
+def test_assets_hold_both_models_the_faces_and_a_runtime(tiny_unet, tiny_vaegan, tmp_path, monkeypatch):
+    monkeypatch.setattr(tryit.shutil, "which", lambda name: None)  # no npm: the CDN's runtime, said so
+    root = tmp_path / "book"
+    root.mkdir()
+    config = tryit.write_assets({"unet": tiny_unet, "vaegan": tiny_vaegan}, "synthetic", tmp_path / "try", root,
+                                faces=3)
+    assert config == json.loads((tmp_path / "try" / "config.json").read_text())
+    assert config["runtime"]["integrity"] == tryit.RUNTIME_INTEGRITY and "cdn" in config["runtime"]["script"]
+    assert config["models"]["vaegan"]["latent_dim"] == 8 and "latent_dim" not in config["models"]["unet"]
+    for model in config["models"].values():
+        assert (tmp_path / "try" / model["file"]).is_file()
+    faces = json.loads((tmp_path / "try" / "faces.json").read_text())
+    assert "synthetic" in faces["label"] and len(faces["faces"]) == 3
+    np.testing.assert_array_equal(tryit.decode_face(faces, 2), load_images("synthetic", "test", 32, limit=3)[2])
+    # A second page from the same models exports nothing again.
+    kept = {path: path.stat().st_mtime_ns for path in (root / "_build" / "try").rglob("*.onnx")}
+    tryit.write_assets({"unet": tiny_unet, "vaegan": tiny_vaegan}, "synthetic", tmp_path / "again", root, faces=3)
+    assert len(kept) == 2 and kept == {path: path.stat().st_mtime_ns for path in kept}
