@@ -2,7 +2,8 @@
 
 Each setting changes one thing in the quick profile's VAE-GAN (600 steps of 16, 16 filters, mixed
 holes): what the code is inferred from in training (``posterior``), the discriminator, the decoder
-(z alone or z and the image's skips), the KL weight. Each is trained on the train split and scored
+(z alone or z and the image's skips), the KL weight, the weight of the pixel loss on the mean code's
+fill. Each is trained on the train split and scored
 on the first --faces validation faces, on six conditions (centre, random-box and free-form holes of
 a quarter and a half of the side): the hole PSNR of the mean code's fill, of one draw and of the
 average of 8 draws, and the diversity of the 8 draws (mean pairwise hole L1). On centre holes of
@@ -48,6 +49,8 @@ SETTINGS = {
     "z-alone": {"image_skips": False, "smooth_start": False},
     "kl-0.3": {"kl_weight": 0.3},
     "kl-0.1": {"kl_weight": 0.1},
+    "no-mean-fill": {"mean_fill_weight": 0.0},
+    "mean-fill-1": {"mean_fill_weight": 1.0},
 }
 DRAWS = 8
 TEMPERATURES = (0.0, 0.5, 1.0, 1.5, 2.0)

@@ -36,6 +36,13 @@ The losses, each logged on its own:
   a pixel off where a pixel loss would ask for a blur;
 - ``pixel``: L1 error of the fill from q, the hole weighted ``hole_weight`` times
   more than the known pixels, which keeps the fill anchored to the face;
+- ``mean_fill``: the same pixel loss on the fill of the prior's mean code, the
+  single most likely fill that the model returns when called (weighted
+  ``mean_fill_weight``). The pixel loss above trains the decoder on codes from
+  q, which has seen the hole; nothing else asks the fill from the prior's
+  mean, which has not, to be a good single guess. On the validation faces
+  (``bench/vaegan_designs.py``, three seeds) it raised a draw's hole PSNR on
+  large centre holes and its face scores, and narrowed the draws' spread;
 - ``adversarial``: the non-saturating GAN loss -log D(fill) on fills from q and
   from p (Goodfellow et al., 2014), so that the draws a reader sees, from p, are
   realistic too; it still has gradient when the discriminator wins, where the
@@ -85,6 +92,7 @@ def build_vaegan(
     kl_weight: float = 1.0,
     feature_weight: float = 1.0,
     pixel_weight: float = 1.0,
+    mean_fill_weight: float = 0.3,
     hole_weight: float = 6.0,
     adversarial_weight: float = 0.3,
     real_label: float = 0.9,
@@ -113,8 +121,10 @@ def build_vaegan(
         ``"global"``, ``"patch"`` or ``"global+local"`` (see the module docstring).
     kl_weight, feature_weight, pixel_weight, adversarial_weight : float
         Weights of the generator's losses (see the module docstring).
+    mean_fill_weight : float
+        Weight of the pixel loss on the mean code's fill (see ``mean_fill`` in the module docstring).
     hole_weight : float
-        How much more a hole pixel counts than a known one in the pixel loss.
+        How much more a hole pixel counts than a known one in the pixel losses.
     real_label : float
         Target of real faces in the discriminator's loss (1.0: no label smoothing).
     weight_average : float
@@ -134,7 +144,8 @@ def build_vaegan(
     return VAEGAN(
         image_size=image_size, latent_dim=latent_dim, base_filters=base_filters, depth=depth,
         image_skips=image_skips, posterior=posterior, smooth_start=smooth_start, discriminator=discriminator,
-        kl_weight=kl_weight, feature_weight=feature_weight, pixel_weight=pixel_weight, hole_weight=hole_weight,
+        kl_weight=kl_weight, feature_weight=feature_weight, pixel_weight=pixel_weight,
+        mean_fill_weight=mean_fill_weight, hole_weight=hole_weight,
         adversarial_weight=adversarial_weight, real_label=real_label, weight_average=weight_average,
     )
 
@@ -272,11 +283,11 @@ class VAEGAN(keras.Model):
     draws several.
     """
 
-    LOSSES = ("loss", "kl", "feature", "pixel", "adversarial", "discriminator", "d_real", "d_fake")
+    LOSSES = ("loss", "kl", "feature", "pixel", "mean_fill", "adversarial", "discriminator", "d_real", "d_fake")
 
     def __init__(self, image_size=64, latent_dim=128, base_filters=32, depth=4, image_skips=True, posterior="whole",
                  smooth_start=True, discriminator="global", kl_weight=1.0, feature_weight=1.0, pixel_weight=1.0,
-                 hole_weight=6.0, adversarial_weight=0.3, real_label=0.9, weight_average=0.99, **kwargs):
+                 mean_fill_weight=0.3, hole_weight=6.0, adversarial_weight=0.3, real_label=0.9, weight_average=0.99, **kwargs):
         super().__init__(**kwargs)
         if depth < 2 or base_filters < 1 or latent_dim < 1:
             raise ConfigError(f"depth must be at least 2, base_filters and latent_dim at least 1, not "
@@ -297,7 +308,8 @@ class VAEGAN(keras.Model):
         self.settings = dict(
             image_size=image_size, latent_dim=latent_dim, base_filters=base_filters, depth=depth,
             image_skips=image_skips, posterior=posterior, smooth_start=smooth_start, discriminator=discriminator,
-            kl_weight=kl_weight, feature_weight=feature_weight, pixel_weight=pixel_weight, hole_weight=hole_weight,
+            kl_weight=kl_weight, feature_weight=feature_weight, pixel_weight=pixel_weight,
+        mean_fill_weight=mean_fill_weight, hole_weight=hole_weight,
             adversarial_weight=adversarial_weight, real_label=real_label, weight_average=weight_average,
         )
         self.encoder = build_encoder(image_size, latent_dim, base_filters, depth, smooth_start)
@@ -449,6 +461,7 @@ class VAEGAN(keras.Model):
         """Every loss of one batch. In training the code from q is sampled; in evaluation it is q's mean."""
         s = self.settings
         prior_mean, prior_log_var, *maps = self.encoder([masked_image, mask], training=training)
+        code_mean = prior_mean  # the code whose fill call() returns
         if self.posterior is not None:
             mean, log_var = self.posterior([image, mask], training=training)
         else:  # the first design: q is the prior network's Gaussian, the prior N(0, I)
@@ -482,6 +495,9 @@ class VAEGAN(keras.Model):
         feature = tf.reduce_mean(tf.square(fake_features - tf.stop_gradient(real_features)))
         weights = 1.0 + (s["hole_weight"] - 1.0) * mask
         pixel = tf.reduce_mean(weights * tf.abs(fill - image))
+        mean_fill = tf.zeros_like(pixel)
+        if s["mean_fill_weight"] or not training:
+            mean_fill = tf.reduce_mean(weights * tf.abs(self._decode(code_mean, maps, training) - image))
         # softplus(-l) = -log sigmoid(l): cross-entropies from logits, stable for large |l|.
         adversarial = 0.5 * (fake_mean(tf.nn.softplus(-fake_logits)) + fake_mean(tf.nn.softplus(-prior_logits)))
         real_loss = tf.reduce_mean(s["real_label"] * tf.nn.softplus(-real_logits)
@@ -489,10 +505,11 @@ class VAEGAN(keras.Model):
         fake_loss = 0.5 * (fake_mean(tf.nn.softplus(fake_logits)) + fake_mean(tf.nn.softplus(prior_logits)))
         return {
             "loss": s["kl_weight"] * kl + s["feature_weight"] * feature + s["pixel_weight"] * pixel
-            + s["adversarial_weight"] * adversarial,
+            + s["mean_fill_weight"] * mean_fill + s["adversarial_weight"] * adversarial,
             "kl": kl,
             "feature": feature,
             "pixel": pixel,
+            "mean_fill": mean_fill,
             "adversarial": adversarial,
             "discriminator": real_loss + fake_loss,
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),

@@ -92,6 +92,25 @@ def test_the_first_design_has_no_posterior_network_and_its_kl_is_to_the_standard
     np.testing.assert_allclose(float(kl), expected, rtol=1e-4)
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.3])
+def test_the_mean_fill_loss_is_the_pixel_loss_of_the_fill_the_model_returns(weight):
+    """Logged in evaluation whatever its weight; in the loss, and trained, only with a weight."""
+    model = build_vaegan(image_size=32, mean_fill_weight=weight, **SMALL)
+    model.compile()
+    images, masks = faces_and_holes(2)
+    masked = images * (1 - masks)
+    weights = 1 + (6.0 - 1) * masks  # hole_weight 6: the pixel loss's weighting
+    expected = np.mean(weights * np.abs(model([masked, masks]).numpy() - images))
+    terms = model._loss_terms(tf.constant(masked), tf.constant(masks), tf.constant(images), training=False)
+    np.testing.assert_allclose(float(terms["mean_fill"]), expected, rtol=1e-5)
+    trained = model._loss_terms(tf.constant(masked), tf.constant(masks), tf.constant(images), training=True)
+    # The default weights (1 for kl, feature and pixel, 0.3 adversarial), and this one.
+    with_it = (trained["kl"] + trained["feature"] + trained["pixel"] + weight * trained["mean_fill"]
+               + 0.3 * trained["adversarial"])
+    np.testing.assert_allclose(float(trained["loss"]), float(with_it), rtol=1e-5)
+    assert (float(trained["mean_fill"]) > 0) == (weight > 0)
+
+
 @pytest.mark.parametrize(
     "options, message",
     [({"depth": 6}, "divisible by 2\\*\\*depth"), ({"depth": 1}, "depth must be at least 2"),
