@@ -182,6 +182,10 @@ def _try_it_assets(staging: Path, root: Path, data: str) -> None:
     from inpaintlib.tryit import write_assets
 
     models = glued(staging / "book" / "04_comparison.ipynb", "comparison")["models"]
+    missing = sorted({"U-Net", "VAE-GAN"} - set(models))
+    if missing:
+        raise ChapterError(f"chapter 4 compared no model named {' or '.join(missing)} (it compared "
+                           f"{', '.join(models)}): the Try it page shows its U-Net and its VAE-GAN")
     write_assets({"unet": models["U-Net"], "vaegan": models["VAE-GAN"]}, data,
                  staging / "book" / "_static" / "try", root)
 

@@ -90,9 +90,9 @@ def _exported(folder: Path, kept: Path, source) -> dict:
     from inpaintlib.export import CHECK_IMAGES, to_onnx
 
     out = kept / folder.name
-    manifests = list(out.glob("*.json"))
-    if manifests:
-        manifest = json.loads(manifests[0].read_text())
+    manifests = [json.loads(path.read_text()) for path in out.glob("*.json")]
+    if manifests and (out / manifests[0]["file"]).is_file():
+        manifest = manifests[0]
     else:
         from inpaintlib.config import read_model_folder
 
