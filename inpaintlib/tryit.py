@@ -11,7 +11,7 @@ book:
 - ``faces.json``: the first test faces of the chapters' data, with its label (CelebA, or the
   synthetic stand-in);
 - ``ort/``: the pinned onnxruntime-web (:data:`RUNTIME_VERSION`, ``package.json``), copied from
-  ``node_modules`` after ``npm ci``. Where npm is missing, the page loads the same file from a CDN
+  ``node_modules`` after ``npm ci`` and checked against its pinned hash. Where npm is missing, the page loads the same file from a CDN
   with its Subresource Integrity hash (:data:`RUNTIME_INTEGRITY`), and the build says so;
 - ``config.json``: what the page reads first, naming all of the above.
 
@@ -22,6 +22,7 @@ rebuild exports only models it has not exported before.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inpaintlib.errors import ConfigError
 from inpaintlib.files import atomic_write
 
 #: The onnxruntime-web that package.json pins.
@@ -112,6 +114,10 @@ def _runtime(root: Path, target: Path) -> dict:
         subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], cwd=root,
                        check=False, stdout=subprocess.DEVNULL)
     if all((dist / name).is_file() for name in RUNTIME_FILES) and _installed_version(dist) == RUNTIME_VERSION:
+        if _integrity(dist / RUNTIME_FILES[0]) != RUNTIME_INTEGRITY:  # the CDN fallback would be refused too
+            raise ConfigError(f"{dist / RUNTIME_FILES[0]} is not the script whose hash inpaintlib.tryit pins "
+                              f"({RUNTIME_INTEGRITY}): reinstall it with npm ci, or update RUNTIME_INTEGRITY "
+                              f"with package.json")
         (target / "ort").mkdir(exist_ok=True)
         for name in RUNTIME_FILES:
             shutil.copy2(dist / name, target / "ort" / name)
@@ -120,6 +126,11 @@ def _runtime(root: Path, target: Path) -> dict:
           f"loads it from {RUNTIME_CDN}", flush=True)
     return {"script": RUNTIME_CDN + RUNTIME_FILES[0], "integrity": RUNTIME_INTEGRITY, "wasm": RUNTIME_CDN,
             "version": RUNTIME_VERSION}
+
+
+def _integrity(path: Path) -> str:
+    """A file's Subresource Integrity hash, as a browser computes it."""
+    return "sha384-" + base64.b64encode(hashlib.sha384(path.read_bytes()).digest()).decode()
 
 
 def _installed_version(dist: Path) -> str | None:

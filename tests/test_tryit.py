@@ -5,8 +5,6 @@ The page itself runs in tests/test_browser.py, on the smoke book.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 
 import numpy as np
@@ -17,6 +15,7 @@ pytest.importorskip("onnxruntime", reason="the export extra (pip install 'inpain
 
 from inpaintlib import tryit  # noqa: E402
 from inpaintlib.data import load_images  # noqa: E402
+from inpaintlib.errors import ConfigError  # noqa: E402
 
 
 def test_package_json_pins_the_runtime_the_page_names():
@@ -26,12 +25,15 @@ def test_package_json_pins_the_runtime_the_page_names():
     assert lock["packages"]["node_modules/onnxruntime-web"]["version"] == tryit.RUNTIME_VERSION
 
 
-def test_the_cdn_fallback_hash_is_that_of_the_pinned_script():
-    script = REPO / "node_modules" / "onnxruntime-web" / "dist" / tryit.RUNTIME_FILES[0]
-    if not script.is_file():
-        pytest.skip("node_modules/onnxruntime-web is not installed here (npm ci installs it; inpaint book runs it)")
-    digest = base64.b64encode(hashlib.sha384(script.read_bytes()).digest()).decode()
-    assert tryit.RUNTIME_INTEGRITY == f"sha384-{digest}"
+def test_a_runtime_that_is_not_the_pinned_file_is_refused(tmp_path):
+    dist = tmp_path / "node_modules" / "onnxruntime-web" / "dist"
+    dist.mkdir(parents=True)
+    (dist.parent / "package.json").write_text(json.dumps({"version": tryit.RUNTIME_VERSION}))
+    for name in tryit.RUNTIME_FILES:
+        (dist / name).write_text("not onnxruntime-web")
+    with pytest.raises(ConfigError, match="is not the script whose hash inpaintlib.tryit pins"):
+        tryit._runtime(tmp_path, tmp_path / "try")
+    assert not (tmp_path / "try" / "ort").exists()
 
 
 def test_assets_hold_both_models_the_faces_and_a_runtime(tiny_unet, tiny_vaegan, tmp_path, monkeypatch):
