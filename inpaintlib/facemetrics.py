@@ -45,8 +45,11 @@ Their limits:
 
 Each descriptor costs about 0.1 s of one CPU core, and dlib holds Python's GIL
 while it computes, so a large set is shared out among worker processes, one a
-core (measured on two cores: 18 faces a second, against 10 in one process). A descriptor is kept in memory, keyed by the image's pixels, so that
-scoring ten methods against the same real faces embeds those faces once.
+core (measured on two cores: 18 faces a second, against 10 in one process). A descriptor is
+kept, keyed by the image's pixels, in memory and in the cache folder (``face-descriptors/``),
+so that scoring ten methods against the same real faces embeds those faces once, and the
+chapters of a book, each a process of its own, share the descriptors of the faces and fills they
+have in common (the real test faces, the classical methods' fills, a model from the cache).
 
 Without dlib or its model, every face score is ``None`` and one line on stderr
 says how to install them (once per process); nothing raises.
@@ -101,6 +104,10 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 
 # Descriptors by a digest of their image's pixels, least recently used first.
 _descriptor_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+# What shapes a descriptor besides the pixels (the network, its chip): the disk store's folder name.
+_STORE = f"face-descriptors/dlib-resnet-v1-chip{CHIP_SIDE}-bicubic"
+# Disk stores already read into memory by this process.
+_stores_read: set[Path] = set()
 _notice_given = False
 
 
@@ -394,6 +401,7 @@ def _digest(face: np.ndarray) -> bytes:
 def _embed(faces: np.ndarray, batch_size: int = 16, progress: bool = True) -> np.ndarray:
     """Descriptors of checked uint8 faces: those in the cache from it, the others computed once each."""
     keys = [_digest(face) for face in faces]
+    store = _read_store()
     found = {}
     for key in keys:
         if key in _descriptor_cache:
@@ -408,9 +416,43 @@ def _embed(faces: np.ndarray, batch_size: int = 16, progress: bool = True) -> np
         for key, descriptor in zip(new, descriptors):
             # A copy: a row of the batch's array would keep the whole array alive in the cache.
             found[key] = _descriptor_cache[key] = descriptor.copy()
+        _write_store(store, list(new), descriptors)
         while len(_descriptor_cache) > CACHE_SIZE:
             _descriptor_cache.popitem(last=False)
     return np.stack([found[key] for key in keys])
+
+
+def _read_store() -> Path:
+    """The disk store of the cache folder, its descriptors read into memory once per process."""
+    from inpaintlib.data.cache import cache_root
+
+    store = cache_root() / _STORE
+    if store not in _stores_read:
+        _stores_read.add(store)
+        for path in sorted(store.glob("*.npz")):
+            try:
+                with np.load(path, allow_pickle=False) as saved:
+                    keys, descriptors = saved["keys"], saved["descriptors"]
+            except (OSError, ValueError, KeyError, EOFError):
+                continue  # unreadable (a disk error, another version): its faces are embedded again
+            if keys.shape[1:] != (16,) or descriptors.shape != (len(keys), DESCRIPTOR_SIZE):
+                continue
+            for key, descriptor in zip(keys, descriptors):
+                _descriptor_cache.setdefault(key.tobytes(), descriptor)
+    return store
+
+
+def _write_store(store: Path, keys: list[bytes], descriptors: np.ndarray) -> None:
+    """Keep new descriptors on disk, one file a call; a cache folder that cannot be written is skipped."""
+    from inpaintlib.files import atomic_write
+
+    name = hashlib.blake2b(b"".join(keys), digest_size=16).hexdigest()
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        with atomic_write(store / f"{name}.npz") as f:
+            np.savez(f, keys=np.frombuffer(b"".join(keys), np.uint8).reshape(-1, 16), descriptors=descriptors)
+    except OSError:
+        pass  # only a cost: the next process embeds these faces again
 
 
 def _embed_both(fills: np.ndarray, images: np.ndarray, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -157,6 +157,26 @@ def test_the_cache_returns_the_same_descriptors_without_embedding_again(face_mod
     np.testing.assert_array_equal(np.stack(list(facemetrics._descriptor_cache.values())), first[2:])
 
 
+def test_descriptors_kept_in_the_cache_folder_serve_the_next_process(face_model, faces, monkeypatch):
+    from inpaintlib.data import cache_root
+
+    def a_new_process():  # an empty memory, the same cache folder
+        monkeypatch.setattr(facemetrics, "_descriptor_cache", OrderedDict())
+        monkeypatch.setattr(facemetrics, "_stores_read", set())
+
+    a_new_process()
+    first = facemetrics.embed_faces(faces)
+    a_new_process()
+    with monkeypatch.context() as patch:
+        patch.setattr(facemetrics, "_compute", lambda *args: pytest.fail("embedded a face the cache folder kept"))
+        np.testing.assert_array_equal(facemetrics.embed_faces(faces[::-1]), first[::-1])
+    # A damaged file is passed over: its faces are embedded again, to the same descriptors.
+    (saved,) = (cache_root() / "face-descriptors").rglob("*.npz")
+    saved.write_bytes(b"cut short")
+    a_new_process()
+    np.testing.assert_array_equal(facemetrics.embed_faces(faces), first)
+
+
 def test_worker_processes_give_the_descriptors_of_one_process(face_model, faces, monkeypatch):
     monkeypatch.setattr(facemetrics, "_descriptor_cache", OrderedDict())
     alone = facemetrics._compute(faces, 2, progress=False)
