@@ -135,7 +135,7 @@ def inference_graph(model, images: np.ndarray, masks: np.ndarray):
     noise = keras.Input((latent,), name="noise")
     mean, log_var, *maps = model.encoder([masked_image, mask])
     code = mean + keras.ops.exp(0.5 * log_var) * noise
-    fill = model.decoder([code, *(maps[::-1] if model.settings["image_skips"] else [])])
+    fill = model._decode(code, maps, training=False)
     graph = keras.Model([masked_image, mask, noise], fill, name="vaegan_fill")
     feeds["noise"] = np.random.default_rng(CHECK_SEED).standard_normal((len(images), latent)).astype(np.float32)
     return graph, feeds

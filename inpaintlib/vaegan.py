@@ -287,7 +287,8 @@ class VAEGAN(keras.Model):
 
     def __init__(self, image_size=64, latent_dim=128, base_filters=32, depth=4, image_skips=True, posterior="whole",
                  smooth_start=True, discriminator="global", kl_weight=1.0, feature_weight=1.0, pixel_weight=1.0,
-                 mean_fill_weight=0.3, hole_weight=6.0, adversarial_weight=0.3, real_label=0.9, weight_average=0.99, **kwargs):
+                 mean_fill_weight=0.3, hole_weight=6.0, adversarial_weight=0.3, real_label=0.9, weight_average=0.99,
+                 **kwargs):
         super().__init__(**kwargs)
         if depth < 2 or base_filters < 1 or latent_dim < 1:
             raise ConfigError(f"depth must be at least 2, base_filters and latent_dim at least 1, not "
@@ -309,7 +310,7 @@ class VAEGAN(keras.Model):
             image_size=image_size, latent_dim=latent_dim, base_filters=base_filters, depth=depth,
             image_skips=image_skips, posterior=posterior, smooth_start=smooth_start, discriminator=discriminator,
             kl_weight=kl_weight, feature_weight=feature_weight, pixel_weight=pixel_weight,
-        mean_fill_weight=mean_fill_weight, hole_weight=hole_weight,
+            mean_fill_weight=mean_fill_weight, hole_weight=hole_weight,
             adversarial_weight=adversarial_weight, real_label=real_label, weight_average=weight_average,
         )
         self.encoder = build_encoder(image_size, latent_dim, base_filters, depth, smooth_start)

@@ -281,12 +281,18 @@ def wait_until(browser: CDP, expression: str, timeout: float = 60):
     return value
 
 
+def box_of(browser: CDP, element: str) -> list[float]:
+    """Left, top, width and height of the element with that id, in the viewport's pixels."""
+    return browser.evaluate(f"(() => {{ const b = document.getElementById('{element}').getBoundingClientRect();"
+                            f" return [b.left, b.top, b.width, b.height]; }})()")
+
+
 def press(browser: CDP, element: str) -> None:
     """A real mouse click in the middle of the element with that id."""
-    box = browser.evaluate(f"(() => {{ const b = document.getElementById('{element}').getBoundingClientRect();"
-                           f" return [b.left + b.width / 2, b.top + b.height / 2]; }})()")
+    left, top, width, height = box_of(browser, element)
     for kind in ("mousePressed", "mouseReleased"):
-        browser.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+        browser.send("Input.dispatchMouseEvent", type=kind, x=left + width / 2, y=top + height / 2, button="left",
+                     clickCount=1)
 
 
 def canvas_rgb(browser: CDP, element: str) -> "np.ndarray":
@@ -313,8 +319,7 @@ def test_try_it_fills_a_painted_hole_as_onnxruntime_does(smoke_book, served_site
     wait_until(browser, "window.tryIt && (window.tryIt.ready || window.tryIt.error)")
     assert browser.evaluate("window.tryIt.error || ''") == ""
     browser.evaluate("document.getElementById('try-input').scrollIntoView()")
-    box = browser.evaluate("(() => { const b = document.getElementById('try-input').getBoundingClientRect();"
-                           " return [b.left, b.top, b.width]; })()")
+    box = box_of(browser, "try-input")
     # A stroke across the face, as a mouse paints it.
     points = [(box[0] + box[2] * t, box[1] + box[2] * (0.3 + 0.4 * t)) for t in np.linspace(0.15, 0.85, 25)]
     browser.send("Input.dispatchMouseEvent", type="mousePressed", x=points[0][0], y=points[0][1], button="left",
@@ -337,16 +342,17 @@ def test_try_it_fills_a_painted_hole_as_onnxruntime_does(smoke_book, served_site
     fill = session.run(None, {"masked_image": face * (1 - mask), "mask": mask})[0]
     expected = np.round(np.clip(face * (1 - mask) + fill * mask, 0, 1) * 255).astype(int)[0]
     hole = mask[0, ..., 0] > 0
+    known = np.round(face[0] * 255).astype(np.uint8)[~hole]
     difference = np.abs(shown.astype(int) - expected)
     assert difference[hole].max() <= 2, f"browser and Python differ by {difference[hole].max()}/255 in the hole"
-    assert (shown[~hole] == np.round(face[0] * 255).astype(np.uint8)[~hole]).all(), "known pixels changed"
+    assert (shown[~hole] == known).all(), "known pixels changed"
 
     draws = []
     for clicks in (2, 3):
         press(browser, "try-fill-vaegan")
         wait_until(browser, f"window.tryIt.fills === {clicks}")
         shown = canvas_rgb(browser, "try-vaegan")
-        assert (shown[~hole] == np.round(face[0] * 255).astype(np.uint8)[~hole]).all(), "known pixels changed"
+        assert (shown[~hole] == known).all(), "known pixels changed"
         draws.append(np.array(browser.evaluate("window.tryIt.last.output"), np.float32).reshape(size, size, 3))
     # The network's own output, before 8 bits: the smoke profile's VAE-GAN, 20 steps from the smooth
     # fill, moves it by less than a grey level, but a new click must still be a new draw.
