@@ -316,7 +316,8 @@ def test_try_it_fills_a_painted_hole_as_onnxruntime_does(smoke_book, served_site
                     f"loads it from {runtime['script']}, which this offline browser cannot reach")
     browser.send("Log.enable")
     seen = visit(browser, served_site + "book/try_it.html")
-    wait_until(browser, "window.tryIt && (window.tryIt.ready || window.tryIt.error)")
+    # !!: before the page's script has run, window.tryIt is undefined, which comes back without a value.
+    wait_until(browser, "!!(window.tryIt && (window.tryIt.ready || window.tryIt.error))")
     assert browser.evaluate("window.tryIt.error || ''") == ""
     browser.evaluate("document.getElementById('try-input').scrollIntoView()")
     box = box_of(browser, "try-input")
