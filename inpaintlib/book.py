@@ -216,15 +216,15 @@ def _toc_without(node, files: set[str]):
 
 def run_key(chapter: Path, parameters: dict) -> str:
     """A hash of everything that shapes a chapter's run; equal keys, equal chapters (timings aside)."""
-    from inpaintlib.data import DataWarning, resolve_data_spec
+    from inpaintlib.data import DataWarning, data_identity
     from inpaintlib.provenance import code_digest, source_digest
 
     digest = hashlib.sha256(chapter.read_bytes())
     digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
     with warnings.catch_warnings():  # the chapter itself says which data it runs on
         warnings.simplefilter("ignore", DataWarning)
-        # The data the chapter will read: "auto" follows $CELEBA_DIR.
-        digest.update(resolve_data_spec(str(parameters.get("data", "auto"))).encode())
+        # What the data the chapter will read holds: "auto" follows $CELEBA_DIR.
+        digest.update(data_identity(str(parameters.get("data", "auto"))).encode())
     # The library's code and the TensorFlow and Keras it runs on, as the model cache keys them
     # (read without importing TensorFlow into the build process), and the profiles.
     digest.update(code_digest().encode())

@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 DEFAULT_FACE_IMAGES = 1000
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``inpaint`` argument parser: its commands train, evaluate, fill, book and data."""
+    """The ``inpaint`` argument parser: its commands train, evaluate, fill, export, book, models and data."""
     parser = _Parser(prog="inpaint", description="Image inpainting on faces: train, evaluate, fill, build the book.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -143,6 +143,22 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--rerun", action="store_true",
                       help="execute every chapter, even one whose last run (in _build/chapters/) is still current")
 
+    models = commands.add_parser(
+        "models", help="list the cached models, or carry them in a bundle (export, import)",
+        description="The trained-model cache, where the chapters and train_or_load find their models: list it, "
+        "export models into one zip with a manifest (a bundle), or import a bundle (a file or an http(s) URL, "
+        "checked before the cache changes), so that the chapters load those models instead of training them.")
+    models_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    listing = models_commands.add_parser("list", help="the cached models: kind, key, steps, data, device, age")
+    listing.add_argument("--json", action="store_true", help="one JSON list")
+    bundle_out = models_commands.add_parser("export", help="write models and their manifest into a bundle (.zip)")
+    bundle_out.add_argument("models", nargs="+", metavar="KEY|DIR", help="cache keys (the first characters are "
+                            "enough; see inpaint models list) or model folders")
+    bundle_out.add_argument("-o", "--output", required=True, help="the bundle to write, e.g. models.zip")
+    bundle_in = models_commands.add_parser("import", help="check a bundle and place its models in the cache")
+    bundle_in.add_argument("bundle", help="a bundle's path, or its http(s) URL (downloaded, resumable)")
+    bundle_in.add_argument("--sha256", metavar="HEX", help="the bundle's expected sha256, checked first")
+
     data = commands.add_parser("data", help="load a data source and report its splits, or set CelebA up",
                                description="Load (and cache) each split of a data source and print its size; "
                                "inpaint data setup SOURCE makes CelebA ready first.")
@@ -166,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     commands = {"train": _train, "evaluate": _evaluate, "fill": _fill, "export": _export, "book": _book,
-                "data": _data}
+                "models": _models, "data": _data}
     with warnings.catch_warnings():
         warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
         # read_image decodes a large JPEG at reduced size and refuses what it cannot: PIL's alarm is noise here.
@@ -353,6 +369,30 @@ def _book(args) -> int:
     except ChapterError as error:
         print(f"inpaint: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _models(args) -> int:
+    from inpaintlib import bundles
+
+    if args.models_command == "list":
+        rows = bundles.cached_models()
+        if args.json:
+            print(json.dumps(rows, indent=1))
+        elif not rows:
+            print(f"No trained model in {bundles.models_folder()}")
+        for row in [] if args.json else rows:
+            print(f"{row['name']}  {row['steps']} steps of {row['batch_size']}, {row['mask']} holes, "
+                  f"{row['seconds'] / 60:.1f} min on {row['device']}; {row['data']}; {row['bytes'] / 1e6:.1f} MB, "
+                  f"{row['modified']}, {row['origin']}{'' if row['current'] is not False else ', made by other code'}")
+        return 0
+    if args.models_command == "export":
+        manifest = bundles.export_bundle(args.models, args.output)
+        print(f"Wrote {args.output}: {', '.join(entry['folder'] for entry in manifest['models'])} "
+              f"({Path(args.output).stat().st_size / 1e6:.1f} MB)")
+        return 0
+    for row in bundles.import_bundle(args.bundle, args.sha256):
+        print(f"{row['folder']}: {row['result']}")
     return 0
 
 

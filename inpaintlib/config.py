@@ -24,6 +24,10 @@ from inpaintlib.masks import check_hole, check_mask_kind
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
+#: Written when training ends, with the cache key and what it hashes, the data, the device and the wall time.
+RUN_FILE = "run.json"
+#: Written into a model imported from a bundle (see inpaintlib.bundles), naming the bundle and its record of the model.
+ORIGIN_FILE = "origin.json"
 MODEL_KINDS = ("unet", "vaegan")
 #: Adam's learning rate when the config names none (GANs want a smaller step).
 DEFAULT_LEARNING_RATES = {"unet": 1e-3, "vaegan": 2e-4}
@@ -103,12 +107,12 @@ class TrainConfig:
 
     def key_values(self) -> dict:
         """What the cache key hashes: the fields that shape the model, spelled canonically, and the code."""
-        from inpaintlib.data import resolve_data_spec
+        from inpaintlib.data import data_identity
         from inpaintlib.provenance import code_digest
 
         values = self.to_dict()
         values.pop("checkpoint_every")
-        values["data"] = resolve_data_spec(self.data)
+        values["data"] = data_identity(self.data)  # what the data holds, not where it lies
         # Options left at their defaults and the same options spelled out make the same model.
         values["model_options"] = self.all_model_options()
         values["code"] = code_digest()
@@ -121,9 +125,10 @@ class TrainConfig:
         return {**defaults, **self.model_options}
 
     def cache_key(self) -> str:
-        """A short hash of what shapes the model: its fields with the data spec resolved (``auto`` ->
-        its source) and options at their defaults spelled out, the package's code, and the
-        TensorFlow and Keras versions (:func:`inpaintlib.provenance.code_digest`)."""
+        """A short hash of what shapes the model: its fields with the data named by what it holds
+        (:func:`inpaintlib.data.celeba.data_identity`: ``auto`` resolved, the same CelebA anywhere alike),
+        options at their defaults spelled out, the package's code, and the TensorFlow and Keras
+        versions (:func:`inpaintlib.provenance.code_digest`)."""
         return hashlib.sha256(json.dumps(self.key_values(), sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -266,7 +266,7 @@ def _segment_painter():
     loop: 30x faster on a CPU, which keeps free-form masks from slowing the training pipeline."""
     import tensorflow as tf
 
-    return tf.function(_paint_segments, jit_compile=True)
+    return tf.function(_paint_segments, jit_compile=True, autograph=False)  # its loop is tf.while_loop already
 
 
 def _paint_segments(starts, ends, radii, image_size: int):

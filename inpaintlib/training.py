@@ -47,6 +47,8 @@ from inpaintlib.config import (  # noqa: F401  (TrainConfig and the folder's fil
     HISTORY_FILE,
     MODEL_FILE,
     MODEL_KINDS,
+    ORIGIN_FILE,
+    RUN_FILE,
     TrainConfig,
     builder,
     read_model_folder,
@@ -81,6 +83,36 @@ class TrainedModel:
     label: str | None = None
     #: How far apart a VAE-GAN's draws are spread (see :meth:`.VAEGAN.sample_fills`); 1: as trained.
     temperature: float = 1.0
+    #: Where it came from, "trained" (in this run), "cache" (trained before) or "imported" (from a bundle).
+    origin: str = "trained"
+
+    @property
+    def run(self) -> dict:
+        """The record its training wrote (``run.json``): cache key, data, device, wall time; {} if absent."""
+        return _read_record(self.path / RUN_FILE) if self.path else {}
+
+    def describe(self) -> str:
+        """One line on what made this model and where it came from, the scale its results carry:
+        steps and batch, the data, the training's wall time and device, and whether it was trained
+        in this run, loaded from the cache, or imported from a bundle.
+
+        Examples
+        --------
+        >>> config = TrainConfig(model="unet", data="synthetic", steps=300, batch_size=32)
+        >>> TrainedModel(None, config, [{"step": 300, "seconds": 90.0}]).describe()
+        'U-Net: 300 steps of 32 (1.5 min of training, 107 images/s); synthetic data; trained in this run'
+        """
+        run, seconds = self.run, sum(row.get("seconds", 0.0) for row in self.history)
+        device = f" on {run['device']}" if run.get("device") else ""
+        speed = f", {self.config.steps * self.config.batch_size / seconds:.0f} images/s" if seconds else ""
+        where = {"trained": "trained in this run",
+                 "cache": f"loaded from the cache (trained {run.get('finished', 'in an earlier run')})"}.get(self.origin)
+        if where is None:
+            origin = _read_record(self.path / ORIGIN_FILE) if self.path else {}
+            where = f"imported from the bundle {origin.get('bundle', '?')} (trained {run.get('finished', '?')})"
+        data = run.get("data_label") or f"{self.config.data} data"
+        return (f"{self.name}: {self.config.steps} steps of {self.config.batch_size} ({seconds / 60:.1f} min of "
+                f"training{speed}{device}); {data}; {where}")
 
     @property
     def name(self) -> str:
@@ -111,6 +143,13 @@ class TrainedModel:
                                             temperature=self.temperature)
             return images * (1.0 - masks) + fills * masks
         return np.repeat(self.inpaint(images, masks, batch_size)[None], k, axis=0)
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def build_model(config: TrainConfig) -> keras.Model:
@@ -206,7 +245,8 @@ def _train_locked(config: TrainConfig, out: Path, verbose, strategy: tf.distribu
     # The resumed run skips the batches the checkpoint has seen, so it continues the same stream.
     train_data = make_dataset(images, config.mask, config.batch_size, seed=config.seed, hole=config.hole, skip=done)
     validation_masks = eval_masks(config.mask, len(validation), config.image_size, hole=config.hole)
-    validation_data = make_dataset(validation, validation_masks, config.batch_size, shuffle=False)
+    # Scored in batches of at least 64: a small training batch would make the score many small calls.
+    validation_data = make_dataset(validation, validation_masks, max(config.batch_size, 64), shuffle=False)
 
     # XLA for the training steps only: prediction later runs on batches of any size, each of
     # which XLA would compile anew, so it keeps build_model's setting.
@@ -242,9 +282,24 @@ def _train_locked(config: TrainConfig, out: Path, verbose, strategy: tf.distribu
     model.jit_compile = predicts_with_xla
     if hasattr(model, "average_weights"):  # the VAE-GAN fills with the average of its last steps' weights
         model.average_weights()
+    write_json_atomically(out / RUN_FILE, run_record(config, history.rows))
     save_model_atomically(model, out / MODEL_FILE)
     shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
     return TrainedModel(model, config, history.rows, out)
+
+
+def run_record(config: TrainConfig, history: list[dict]) -> dict:
+    """What a finished run writes beside its model: its cache key and everything the key hashes (a
+    bundle's import checks them), the data's label, the device and the training's wall time."""
+    import datetime
+
+    from inpaintlib.data import parse_data_spec
+    from inpaintlib.device import describe_device
+
+    return {"key": config.cache_key(), "key_values": config.key_values(),
+            "data_label": parse_data_spec(config.data).label, "device": describe_device(),
+            "seconds": round(sum(row.get("seconds", 0.0) for row in history), 2),
+            "finished": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
 def trains_with_xla(config: TrainConfig, replicas: int = 1) -> bool:
@@ -281,6 +336,7 @@ def train_or_load(config: TrainConfig, cache_dir: str | Path | None = None, verb
     config.validate()
     final = cache_root(cache_dir) / "models" / f"{config.model}-{config.cache_key()}"
     final.parent.mkdir(parents=True, exist_ok=True)
+    origin = "cache"
     with _exclusive_lock(final.with_name(f".{final.name}.lock"), wait=True):
         if not (final / MODEL_FILE).is_file():
             partial = final.with_name(final.name + ".partial")
@@ -288,7 +344,10 @@ def train_or_load(config: TrainConfig, cache_dir: str | Path | None = None, verb
                 train(config, partial, resume=(partial / CONFIG_FILE).exists(), verbose=verbose)
             # A directory rename is atomic: the cache holds whole models or none.
             os.replace(partial, final)
-    return load_trained(final)
+            origin = "trained"
+    trained = load_trained(final)
+    trained.origin = "imported" if (final / ORIGIN_FILE).is_file() else origin
+    return trained
 
 
 @contextlib.contextmanager

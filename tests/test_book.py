@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -164,3 +165,36 @@ def test_a_rebuild_runs_only_the_chapters_whose_inputs_changed(smoke_book, tmp_p
     assert "synthetic faces (a stand-in" in chapter_html(root), "the kept run is rendered"
     changed = build(root, env, "-p", "n_faces", "4").stdout  # a parameter of chapter 1 only
     assert "Executing book/01_background.ipynb" in changed and changed.count("not executed again") == 3, changed
+
+
+def printed(notebook: Path) -> str:
+    """Everything an executed chapter printed (its stream outputs), in order."""
+    cells = json.loads(notebook.read_text())["cells"]
+    return "".join("".join(output.get("text", "")) for cell in cells for output in cell.get("outputs", [])
+                   if output.get("output_type") == "stream")
+
+
+def test_a_book_rebuilt_from_an_imported_bundle_trains_nothing(smoke_book, tmp_path):
+    """The bundle of a smoke build's models, imported into an empty model cache through
+    $INPAINTLIB_PRETRAINED: the chapters load every model, say so, and train none."""
+    cache = Path((smoke_book / "build-cache.txt").read_text())
+    env = {"CELEBA_DIR": "", "INPAINTLIB_CACHE": str(cache)}
+    cli = [sys.executable, "-m", "inpaintlib.cli", "models"]
+    listed = subprocess.run([*cli, "list", "--json"], capture_output=True, text=True, env={**os.environ, **env})
+    keys = [row["key"] for row in json.loads(listed.stdout)]
+    assert len(keys) >= 4, "chapter 2's U-Net, chapter 3's two VAE-GANs, chapter 4's specialist"
+    bundle = tmp_path / "smoke-models.zip"
+    subprocess.run([*cli, "export", *keys, "-o", str(bundle)], check=True, env={**os.environ, **env})
+    # The decoded faces and face descriptors are kept: an empty *model* cache is what is tested.
+    fresh = shutil.copytree(cache, tmp_path / "cache", ignore=shutil.ignore_patterns("models"))
+    root = copy_book(tmp_path / "book")
+    chapters = ["02_unet", "03_vaegan", "04_comparison"]
+    build(root, {"CELEBA_DIR": "", "INPAINTLIB_CACHE": str(fresh), "INPAINTLIB_PRETRAINED": str(bundle)},
+          "--no-html", *(f"--chapter={name}" for name in chapters))
+    for name in chapters:
+        text = printed(root / "_build" / "executed" / "book" / f"{name}.ipynb")
+        assert f"Pretrained models: {len(keys)} in {bundle}" in text, name
+        assert "Epoch 1/" not in text and "trained in this run" not in text, f"{name} trained a model"
+        assert f"imported from the bundle {bundle.name} (trained 20" in text, name
+    assert sorted(path.name.split("-", 1)[1] for path in (fresh / "models").iterdir() if not path.name.startswith(".")) \
+        == sorted(keys)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import write_celeba, zip_folder
 from inpaintlib import training
 from inpaintlib.checkpoints import read_monitor
 from inpaintlib.errors import ConfigError, MaskError
@@ -197,12 +199,26 @@ def test_train_or_load_resumes_an_interrupted_cache_entry(tmp_path, monkeypatch)
 
 
 def test_auto_data_is_resolved_in_the_cache_key(monkeypatch, tmp_path):
+    write_celeba(tmp_path, [0, 1, 2])
     monkeypatch.setenv("CELEBA_DIR", str(tmp_path))
     with_celeba = TrainConfig(data="auto").cache_key()
     assert with_celeba == TrainConfig(data=f"celeba:{tmp_path}").cache_key()
     monkeypatch.delenv("CELEBA_DIR")
     with pytest.warns(UserWarning, match="synthetic"):
         assert TrainConfig(data="auto").cache_key() == TrainConfig(data="synthetic").cache_key()
+
+
+def test_the_same_celeba_anywhere_shares_a_cache_key_and_other_images_do_not(tmp_path):
+    """A bundle trained on another machine's copy of CelebA names the same models as this one's."""
+    folder = write_celeba(tmp_path / "here", [0, 0, 1, 2])
+    copy = shutil.copytree(folder, tmp_path / "elsewhere")
+    zipped = zip_folder(folder, tmp_path / "celeba.zip", prefix="celeba/")
+    keys = {TrainConfig(data=f"celeba:{path}").cache_key() for path in (folder, copy, zipped)}
+    assert len(keys) == 1
+    (copy / "img_align_celeba" / "000002.jpg").unlink()  # a train image fewer
+    assert TrainConfig(data=f"celeba:{copy}").cache_key() not in keys
+    resplit = write_celeba(tmp_path / "resplit", [0, 1, 1, 2])
+    assert TrainConfig(data=f"celeba:{resplit}").cache_key() not in keys
 
 
 def test_options_at_their_defaults_share_a_cache_key():

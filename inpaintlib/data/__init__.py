@@ -24,7 +24,7 @@ submodules, one per concept:
 """
 
 from inpaintlib.data.cache import CACHE_ENV, cache_root, save_atomically
-from inpaintlib.data.celeba import PARTITION_FILES, check_source
+from inpaintlib.data.celeba import PARTITION_FILES, check_source, data_identity
 from inpaintlib.data.decoding import check_image_size, check_output_path, decode_image, read_image, save_png_atomically
 from inpaintlib.data.loading import load_images
 from inpaintlib.data.pipeline import make_dataset
@@ -46,7 +46,8 @@ __all__ = [
     "CACHE_ENV", "CELEBA_ENV", "DATA_MODES", "IMAGE_DIR", "KAGGLE_DATASET", "MEMORY_BUDGET_ENV",
     "PARTITION_FILES", "SPLITS", "SYNTHETIC_SPLIT_SIZES",
     "DataSource", "DataWarning", "ImageStream",
-    "cache_root", "check_celeba", "check_image_size", "check_output_path", "check_source", "decode_image",
+    "cache_root", "check_celeba", "check_image_size", "check_output_path", "check_source", "data_identity",
+    "decode_image",
     "default_memory_budget", "load_images", "make_dataset", "open_images", "parse_data_spec", "read_image",
     "resolve_data_spec", "save_atomically", "save_png_atomically", "setup_celeba", "synthetic_faces",
 ]

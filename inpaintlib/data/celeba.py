@@ -5,6 +5,7 @@ of its images, and :func:`.check_source`, which opens a source without decoding 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -150,6 +151,31 @@ def split_names(archive: CelebaArchive, split: str, limit: int | None) -> list[s
             f"the partition file belongs to these images"
         )
     return present
+
+
+def data_identity(spec: str | DataSource) -> str:
+    """What a data source holds, independent of where it lies: ``"synthetic"``, or ``"celeba:"``
+    and a hash of the image names each split holds (those present, in the partition's order).
+
+    The caches of trained models and executed chapters key on it, so the same CelebA in another
+    folder, in a zip, or on another machine (a model bundle trained on Colab) names the same models.
+    """
+    source = spec if isinstance(spec, DataSource) else parse_data_spec(spec)
+    if source.is_synthetic:
+        return "synthetic"
+    archive = open_celeba(source.path.resolve())
+    return f"celeba:{_content_digest(archive.path, *map(tuple, archive.fingerprint()['stats']))}"
+
+
+@functools.lru_cache(maxsize=8)
+def _content_digest(path: Path, *stats) -> str:
+    """The hash behind :func:`.data_identity`, kept while the folder's or zip's sizes and times hold."""
+    archive = open_celeba(path)
+    digest = hashlib.sha256()
+    for split, names in archive.split_names().items():
+        present = [name for name in names if name in archive.images]
+        digest.update(f"{split}\0{len(present)}\0".encode() + "\n".join(present).encode())
+    return digest.hexdigest()[:16]
 
 
 def first_names(names: list[str]) -> str:

@@ -115,4 +115,7 @@ def make_dataset(
         return (image * (1.0 - holes), holes), image
 
     dataset = tf.data.Dataset.zip(batches.skip(skip_batches), batch_seeds)
+    # to_example and the mask code branch on Python values only: autograph would spend seconds
+    # rewriting them (the mask functions' source) in every process that builds a pipeline.
+    to_example = tf.autograph.experimental.do_not_convert(to_example)
     return dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
