@@ -26,7 +26,12 @@ import yaml
 
 from inpaintlib.errors import ConfigError
 from inpaintlib.files import atomic_write
-from inpaintlib.profiles import chapter_parameters, load_profiles
+from inpaintlib.profiles import chapter_parameters, load_profiles, override_targets
+
+
+#: Parameters a chapter takes from an earlier chapter's run, each with that chapter and the name it glues.
+#: Chapters 3 and 4 so compare exactly the U-Net chapter 2 ran and the VAE-GAN chapter 3 ran.
+SHARED_MODELS = {"chapter_2_unet": ("02_unet", "unet_config"), "chapter_3_vaegan": ("03_vaegan", "vaegan_config")}
 
 
 class ChapterError(RuntimeError):
@@ -115,6 +120,8 @@ def build_book(
     chapters = list_chapters(root)
     declared = {chapter.stem: declared_parameters(chapter) for chapter in chapters}
     parameters = chapter_parameters(load_profiles(), profile, declared, data, overrides)
+    for spelled, targets in override_targets(declared, overrides or {}).items():
+        print(f"-p {spelled} {overrides[spelled]!r}: sets it in {', '.join(targets)}", flush=True)
     if only is not None:
         unknown = sorted(set(only) - set(declared))
         if unknown:
@@ -136,8 +143,13 @@ def build_book(
 
     kept = root / "_build" / "chapters"
     kept.mkdir(parents=True, exist_ok=True)
+    ran = {}  # chapter name -> its executed notebook, for the configs later chapters take
     for chapter in chapters:
         target = staging / chapter.relative_to(root)
+        for parameter, (source, name) in SHARED_MODELS.items():
+            if parameter in declared[chapter.stem] and source in ran:
+                parameters[chapter.stem][parameter] = glued(ran[source], name)
+        ran[chapter.stem] = target
         executed = kept / f"{chapter.stem}-{run_key(chapter, parameters[chapter.stem])}.ipynb"
         if executed.is_file() and not rerun:
             shutil.copy2(executed, target)

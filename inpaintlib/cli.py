@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--profile", default="quick", help="smoke, quick (default) or full; see inpaintlib/profiles.yml")
     book.add_argument("--data", help="data spec for every chapter: synthetic, celeba:PATH or auto (the default)")
     book.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                      help="set a chapter parameter, e.g. -p n_faces 32 (repeatable)")
+                      help="set a parameter in every chapter that has it, e.g. -p seed 3, or in one chapter, "
+                      "e.g. -p 02_unet:depth 2 (repeatable; it prints the chapters each one sets)")
     book.add_argument("--root", help="the book's folder (default: the working folder)")
     book.add_argument("--chapter", action="append", metavar="NAME", dest="chapters",
                       help="build a book of this chapter alone, e.g. --chapter 02_unet (repeatable)")

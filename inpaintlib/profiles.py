@@ -24,6 +24,9 @@ PROFILE_PARAMETER = "profile"
 AUTO, CELL = "auto", "cell"
 #: The profile ``auto`` picks when there is an accelerator.
 ACCELERATOR_PROFILE = "full"
+#: The profile that spells out the chapters' own values (their parameters cells') of what
+#: ``auto`` would upgrade, so that it upgrades a value only where the reader left it.
+OWN_VALUES_PROFILE = "quick"
 
 
 def load_profiles(path: str | Path = PROFILES_FILE) -> dict[str, dict[str, dict]]:
@@ -61,7 +64,8 @@ def chapter_parameters(
     data : str, optional
         A data spec for every chapter that has a ``data`` parameter.
     overrides : dict, optional
-        Parameter name -> value, for every chapter that declares it.
+        Parameter name -> value, for every chapter that declares it; ``"CHAPTER:NAME"`` -> value
+        for that chapter alone (see :func:`.override_targets`).
 
     Returns
     -------
@@ -90,20 +94,44 @@ def chapter_parameters(
                 f"its parameters are {', '.join(sorted(settable[chapter]))}"
             )
         chosen[chapter].update(values or {})
-    every_name = set().union(*settable.values())
-    for name, value in overrides.items():
-        if name == PROFILE_PARAMETER:
-            raise ConfigError(f"{PROFILE_PARAMETER!r} is not a -p parameter: pick the profile with --profile NAME "
-                              f"({', '.join(profiles)})")
-        if name not in every_name:
-            raise ConfigError(f"unknown parameter {name!r}: the chapters' parameters are {', '.join(sorted(every_name))}")
-        for chapter, names in settable.items():
-            if name in names:
-                chosen[chapter][name] = value
+    targets = override_targets(declared, overrides)
+    # Everywhere-overrides first, so that a chapter's own (02_unet:depth) wins over depth.
+    for spelled in sorted(overrides, key=lambda spelled: ":" in spelled):
+        for chapter in targets[spelled]:
+            chosen[chapter][spelled.split(":")[-1]] = overrides[spelled]
     for chapter, names in declared.items():
         if PROFILE_PARAMETER in names:
             chosen[chapter][PROFILE_PARAMETER] = CELL
     return chosen
+
+
+def override_targets(declared: dict[str, set[str]], overrides: dict) -> dict[str, list[str]]:
+    """The chapters each ``-p`` override sets: ``NAME`` every chapter that declares it,
+    ``CHAPTER:NAME`` that chapter alone. Unknown chapters and names raise :class:`.ConfigError`
+    listing the valid ones.
+
+    Examples
+    --------
+    >>> declared = {"02_unet": {"depth", "steps"}, "03_vaegan": {"depth"}}
+    >>> override_targets(declared, {"depth": 2, "02_unet:steps": 50})
+    {'depth': ['02_unet', '03_vaegan'], '02_unet:steps': ['02_unet']}
+    """
+    settable = {chapter: set(names) - {PROFILE_PARAMETER} for chapter, names in declared.items()}
+    every_name = set().union(*settable.values()) if settable else set()
+    targets = {}
+    for spelled in overrides:
+        chapter, _, name = spelled.rpartition(":")
+        if name == PROFILE_PARAMETER:
+            raise ConfigError(f"{PROFILE_PARAMETER!r} is not a -p parameter: pick the profile with --profile NAME")
+        if chapter and chapter not in settable:
+            raise ConfigError(f"unknown chapter {chapter!r} in -p {spelled}: the chapters are {', '.join(settable)}")
+        if chapter and name not in settable[chapter]:
+            raise ConfigError(f"{chapter} has no parameter {name!r}: its parameters are "
+                              f"{', '.join(sorted(settable[chapter]))}")
+        if not chapter and name not in every_name:
+            raise ConfigError(f"unknown parameter {name!r}: the chapters' parameters are {', '.join(sorted(every_name))}")
+        targets[spelled] = [chapter] if chapter else [c for c, names in settable.items() if name in names]
+    return targets
 
 
 def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict | None = None) -> str:
@@ -121,9 +149,11 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
         The chapter's name in the profiles file, such as ``"02_unet"``.
     profile : str
         ``"auto"``: the full profile when TensorFlow sees a GPU or a TPU, the
-        cell's values otherwise. ``"cell"``: the cell's values as written. Or
-        the name of a profile (smoke, quick, full). A profile replaces the cell's
-        values of the names it sets, edited or not.
+        cell's values otherwise; on a GPU it upgrades only the parameters the
+        reader left at the chapter's own values (the ``quick`` profile spells
+        them out) and lists those it kept. ``"cell"``: the cell's values as
+        written. Or the name of a profile (smoke, quick, full), which replaces
+        the cell's values of the names it sets, edited or not.
     namespace : dict
         The chapter's variables, ``globals()``; updated in place.
     profiles : dict, optional
@@ -158,10 +188,20 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
             return CELL
         profile, reason = ACCELERATOR_PROFILE, f' (a GPU or TPU was found; set profile = "{CELL}" to keep this cell\'s values)'
     values = (profiles[profile] or {}).get(chapter) or {}
+    kept = {}
+    if reason:  # auto: a value the reader edited is theirs; only the chapter's own values are upgraded
+        own = (profiles.get(OWN_VALUES_PROFILE) or {}).get(chapter) or {}
+        kept = {name: namespace[name] for name in values if name in own and name in namespace
+                and namespace[name] != own[name]}
+        values = {name: value for name, value in values.items() if name not in kept}
     unknown = set(values) - set(namespace)
     if unknown:  # a name the chapter lacks would be set and never read
         raise ConfigError(f"profile {profile!r} sets {', '.join(sorted(unknown))}, which {chapter} does not have")
     namespace.update(values)
     changes = ", ".join(f"{name} = {value!r}" for name, value in values.items())
     print(f"Profile: {profile}{reason}: {changes}" if changes else f"Profile: {profile}{reason}, the same values as this cell")
+    if kept:
+        print("  kept as you set them: " + ", ".join(
+            f"{name} = {value!r} ({profile} would set {(profiles[profile].get(chapter) or {})[name]!r})"
+            for name, value in kept.items()))
     return profile

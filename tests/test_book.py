@@ -82,19 +82,6 @@ def test_smoke_build_on_synthetic_faces_labels_them(smoke_book):
     assert_images_render(root, comparison)  # interval bars and the side-by-side fills
 
 
-def test_smoke_build_shows_real_faces_when_celeba_dir_is_set(tmp_path, celeba_sample):
-    # Chapter 1 alone: the other chapters on real faces are chapter 4's test below.
-    root = copy_book(tmp_path)
-    built = build(root, {"CELEBA_DIR": str(celeba_sample)}, "--chapter", "01_background").stdout
-    assert "Executing book/01_background.ipynb" in built and "Executing book/02_unet" not in built
-    assert not (root / "_build" / "html" / "book" / "02_unet.html").exists()
-    html = chapter_html(root)
-    assert "CelebA sample (8,000 of its 202,599 images)" in html
-    assert str(celeba_sample) not in html, "a published page never names the builder's folders"
-    assert "synthetic faces (a stand-in" not in html
-    assert_images_render(root, html)
-
-
 def test_a_chapter_run_with_changed_parameters_changes_its_results_and_keeps_them_valid(smoke_book, tmp_path,
                                                                                       private_cache):
     # An assignment: chapter 2 without the mask channel, trained on random boxes, scored as before.
@@ -124,37 +111,6 @@ def test_a_chapter_run_with_changed_parameters_changes_its_results_and_keeps_the
     assert "Profile: smoke" in text and "mask_channel = False" in text
 
 
-@pytest.mark.parametrize("method", ["U-Net", "VAE-GAN", "biharmonic"])
-def test_comparison_table_matches_inpaint_evaluate_on_real_faces(method, comparison_on_sample):
-    executed, sample = comparison_on_sample
-    table = glued(executed, "comparison")
-    row = next(r for r in table["means"] if r["condition"] == "center 0.5" and r["method"] == method)
-    model = table["models"].get(method, method)  # a network's folder, or a baseline's name
-    command = [sys.executable, "-m", "inpaintlib.cli", "evaluate", "--model", model, "--data", f"celeba:{sample}",
-               "--split", "test", "--mask", "center", "--limit", "16", "--json"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    scores = json.loads(result.stdout)
-    assert scores["n"] == 16
-    for metric in ("psnr_hole", "ssim", "l1_hole", "sharpness", "diversity"):
-        assert scores[metric] == pytest.approx(row[metric], rel=1e-5, abs=1e-6), metric
-
-
-@pytest.fixture(scope="module")
-def comparison_on_sample(tmp_path_factory):
-    """Chapter 4 at the smoke profile's size on 16 real test faces, centre holes: its executed copy."""
-    from conftest import SAMPLE
-
-    if not (SAMPLE / "list_eval_partition.txt").is_file():
-        pytest.skip(f"the real CelebA sample is not at {SAMPLE} (set CELEBA_SAMPLE to use another)")
-    folder = tmp_path_factory.mktemp("comparison")
-    with pytest.MonkeyPatch.context() as patch:  # one cache for the chapter and the evaluate commands after it
-        patch.setenv("INPAINTLIB_CACHE", str(folder / "cache"))
-        executed = execute_chapter("04_comparison", folder, profile="smoke", data=f"celeba:{SAMPLE}",
-                                   mask_kinds="center", holes="0.5")
-    return executed, SAMPLE
-
-
 def test_a_rebuild_runs_only_the_chapters_whose_inputs_changed(smoke_book, tmp_path):
     root = copy_book(tmp_path)
     shutil.copytree(smoke_book / "_build" / "chapters", root / "_build" / "chapters")
@@ -163,7 +119,8 @@ def test_a_rebuild_runs_only_the_chapters_whose_inputs_changed(smoke_book, tmp_p
     assert again.count("unchanged since its last run, not executed again") == 4, again
     assert "Executing" not in again
     assert "synthetic faces (a stand-in" in chapter_html(root), "the kept run is rendered"
-    changed = build(root, env, "-p", "n_faces", "4").stdout  # a parameter of chapter 1 only
+    changed = build(root, env, "-p", "01_background:n_faces", "4", "--no-html").stdout
+    assert "-p 01_background:n_faces 4: sets it in 01_background" in changed
     assert "Executing book/01_background.ipynb" in changed and changed.count("not executed again") == 3, changed
 
 
@@ -188,7 +145,7 @@ def test_a_book_rebuilt_from_an_imported_bundle_trains_nothing(smoke_book, tmp_p
     # The decoded faces and face descriptors are kept: an empty *model* cache is what is tested.
     fresh = shutil.copytree(cache, tmp_path / "cache", ignore=shutil.ignore_patterns("models"))
     root = copy_book(tmp_path / "book")
-    chapters = ["02_unet", "03_vaegan", "04_comparison"]
+    chapters = ["02_unet", "04_comparison"]  # chapter 4 loads both kinds of model, and its own specialist
     build(root, {"CELEBA_DIR": "", "INPAINTLIB_CACHE": str(fresh), "INPAINTLIB_PRETRAINED": str(bundle)},
           "--no-html", *(f"--chapter={name}" for name in chapters))
     for name in chapters:
@@ -198,3 +155,21 @@ def test_a_book_rebuilt_from_an_imported_bundle_trains_nothing(smoke_book, tmp_p
         assert f"imported from the bundle {bundle.name} (trained 20" in text, name
     assert sorted(path.name.split("-", 1)[1] for path in (fresh / "models").iterdir() if not path.name.startswith(".")) \
         == sorted(keys)
+
+
+def test_chapters_3_and_4_compare_the_models_chapters_2_and_3_ran(smoke_book):
+    """Whatever an assignment changes in chapter 2 or 3, the later chapters take that exact model:
+    the build passes the configs the earlier chapters glued, and each later chapter trains from them."""
+    executed = smoke_book / "_build" / "executed" / "book"
+    injected = lambda name: json.loads((executed / f"{name}.ipynb").read_text())["metadata"]["papermill"]["parameters"]  # noqa: E731
+    unet, vaegan = glued(executed / "02_unet.ipynb", "unet_config"), glued(executed / "03_vaegan.ipynb", "vaegan_config")
+    assert injected("03_vaegan")["chapter_2_unet"] == unet
+    assert injected("04_comparison")["chapter_2_unet"] == unet and injected("04_comparison")["chapter_3_vaegan"] == vaegan
+    from inpaintlib.config import TrainConfig
+
+    folders = {path.name for path in (Path((smoke_book / "build-cache.txt").read_text()) / "models").iterdir()}
+    as_built = {"data": "synthetic"}  # what "auto" was in the build, which set CELEBA_DIR empty
+    assert f"unet-{TrainConfig.from_dict({**unet, **as_built}).cache_key()}" in folders
+    assert f"vaegan-{TrainConfig.from_dict({**vaegan, **as_built}).cache_key()}" in folders
+    # Chapter 2's U-Net, chapter 3's VAE-GAN and its first design, chapter 4's specialist: nothing else.
+    assert len([name for name in folders if not name.startswith(".")]) == 4, folders

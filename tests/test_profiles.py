@@ -12,7 +12,7 @@ from conftest import REPO
 from inpaintlib.book import declared_parameters, list_chapters
 from inpaintlib.config import TrainConfig
 from inpaintlib.errors import ConfigError
-from inpaintlib.profiles import chapter_parameters, load_profiles, parse_value, select_profile
+from inpaintlib.profiles import chapter_parameters, load_profiles, override_targets, parse_value, select_profile
 from inpaintlib.unet import build_unet
 from inpaintlib.vaegan import build_vaegan
 
@@ -48,6 +48,33 @@ def test_unknown_names_are_errors_that_list_the_valid_ones():
         chapter_parameters(bad, "smoke", DECLARED)
     with pytest.raises(ConfigError, match="unknown chapter '09_z'"):
         chapter_parameters({"smoke": {"09_z": {}}}, "smoke", DECLARED)
+
+
+def test_a_chapter_scoped_parameter_sets_that_chapter_alone_and_wins_over_the_everywhere_one():
+    declared = {"01_a": {"n", "seed"}, "02_b": {"n", "steps"}}
+    chosen = chapter_parameters(PROFILES, "smoke", declared, overrides={"02_b:n": 5, "n": 3})
+    assert chosen == {"01_a": {"n": 3}, "02_b": {"steps": 1, "n": 5}}
+    assert override_targets(declared, {"n": 3, "02_b:n": 5}) == {"n": ["01_a", "02_b"], "02_b:n": ["02_b"]}
+    with pytest.raises(ConfigError, match="unknown chapter '03_c' in -p 03_c:n: the chapters are 01_a, 02_b"):
+        chapter_parameters(PROFILES, "smoke", declared, overrides={"03_c:n": 1})
+    with pytest.raises(ConfigError, match="01_a has no parameter 'steps': its parameters are n, seed"):
+        chapter_parameters(PROFILES, "smoke", declared, overrides={"01_a:steps": 1})
+
+
+def test_the_readmes_examples_set_what_they_say_and_nothing_else():
+    """-p NAME VALUE sets every chapter that has NAME; -p CHAPTER:NAME VALUE that chapter alone."""
+    declared = {name: declared_parameters(REPO / "book" / f"{name}.ipynb") for name in CHAPTERS}
+    readme = (REPO / "README.md").read_text()
+    assert "-p mask_channel false -p depth 2" in readme and "-p 02_unet:depth 2" in readme
+    quick = chapter_parameters(load_profiles(), "quick", declared)  # the cells' own values
+    everywhere = chapter_parameters(load_profiles(), "quick", declared,
+                                    overrides={"mask_channel": False, "depth": 2})
+    scoped = chapter_parameters(load_profiles(), "quick", declared,
+                                overrides={"mask_channel": False, "02_unet:depth": 2})
+    changed = lambda chosen: {(chapter, name) for chapter in chosen for name in chosen[chapter]  # noqa: E731
+                              if chosen[chapter][name] != quick[chapter].get(name, "unset")}
+    assert changed(everywhere) == {("02_unet", "mask_channel"), ("02_unet", "depth"), ("03_vaegan", "depth")}
+    assert changed(scoped) == {("02_unet", "mask_channel"), ("02_unet", "depth")}
 
 
 def test_values_from_the_command_line_are_typed():
@@ -145,6 +172,27 @@ def test_auto_applies_the_full_profile_on_a_gpu(chapter, accelerator, capsys):
     (line,) = capsys.readouterr().out.splitlines()
     assert line.startswith('Profile: full (a GPU or TPU was found; set profile = "cell" to keep this cell\'s values): ')
     assert all(f"{name} = {value!r}" in line for name, value in full.items())
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_the_quick_profile_spells_out_the_cells_own_values_of_what_full_sets(chapter):
+    profiles = load_profiles()
+    quick, full = profiles["quick"].get(chapter) or {}, profiles["full"].get(chapter) or {}
+    assert set(full) <= set(quick), "auto could not tell an edited value from the chapter's own"
+    defaults = chapter_defaults(chapter)
+    assert {name: defaults[name] for name in quick} == quick
+
+
+def test_auto_on_a_gpu_upgrades_only_what_the_reader_left_and_lists_what_it_kept(accelerator, capsys):
+    accelerator(True)
+    values = {**chapter_defaults("02_unet"), "steps": 500, "n_eval": 50}
+    full = load_profiles()["full"]["02_unet"]
+    assert select_profile("02_unet", "auto", values) == "full"
+    assert values["steps"] == 500 and values["n_eval"] == 50, "the reader's edits stay"
+    assert values["batch_size"] == full["batch_size"] and values["base_filters"] == full["base_filters"]
+    first, kept = capsys.readouterr().out.splitlines()
+    assert "steps" not in first.split(": ", 1)[1] and f"batch_size = {full['batch_size']}" in first
+    assert kept == f"  kept as you set them: steps = 500 (full would set {full['steps']}), n_eval = 50 (full would set {full['n_eval']})"
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
