@@ -104,6 +104,8 @@ def export_bundle(models, out: str | Path, cache_dir: str | Path | None = None) 
     out = Path(out)
     if out.is_dir():
         raise BundleError(f"{out} is a folder: give the bundle's file name, such as {out / 'models.zip'}")
+    if not out.parent.is_dir():
+        raise BundleError(f"the folder {out.parent} does not exist: create it, or write the bundle elsewhere")
     entries = [_manifest_entry(folder) for folder in folders]
     manifest = {"format": FORMAT, "inpaintlib": __version__, "libraries": library_versions(),
                 "code": code_digest(), "created": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -213,6 +213,16 @@ def test_export_refuses_what_it_cannot_bundle(tmp_path, capsys):
     assert not (tmp_path / "b.zip").exists()
 
 
+def test_export_into_a_missing_folder_or_onto_a_folder_is_one_line(bundle, tmp_path, capsys):
+    _, trained = bundle
+    model = next(iter(trained.values())).path
+    assert main(["models", "export", str(model), "-o", str(tmp_path / "absent" / "b.zip")]) == 2
+    assert "does not exist: create it" in capsys.readouterr().err
+    assert main(["models", "export", str(model), "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert not (tmp_path / "absent").exists()
+
+
 def test_pretrained_auto_reads_the_environment(bundle, private_cache, monkeypatch, capsys):
     path, trained = bundle
     monkeypatch.delenv(bundles.PRETRAINED_ENV, raising=False)
