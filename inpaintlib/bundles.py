@@ -29,7 +29,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from inpaintlib import __version__
-from inpaintlib.config import CONFIG_FILE, MODEL_FILE, ORIGIN_FILE, RUN_FILE, read_model_folder
+from inpaintlib.config import CONFIG_FILE, MODEL_FILE, ORIGIN_FILE, RUN_FILE, key_of, read_model_folder, read_record
 from inpaintlib.data import cache_root
 from inpaintlib.errors import InpaintError
 from inpaintlib.files import atomic_write
@@ -59,8 +59,8 @@ def describe_model(folder: Path) -> dict:
     """What a model folder is, read from its files without loading the network: kind, key, config,
     steps and batch, data, device, training time, size, age, and where it came from."""
     config, history = read_model_folder(folder)
-    run = _read_json(folder / RUN_FILE)
-    origin = _read_json(folder / ORIGIN_FILE)
+    run = read_record(folder / RUN_FILE)
+    origin = read_record(folder / ORIGIN_FILE)
     files = [path for path in folder.rglob("*") if path.is_file()]
     return {
         "name": folder.name, "kind": config.model, "key": run.get("key") or folder.name.split("-", 1)[-1],
@@ -270,7 +270,7 @@ def _find_model(reference: str, cache_dir) -> Path:
 
 def _manifest_entry(folder: Path) -> dict:
     config, history = read_model_folder(folder)
-    run = _read_json(folder / RUN_FILE)
+    run = read_record(folder / RUN_FILE)
     if not run.get("key_values"):
         raise BundleError(f"{folder} has no {RUN_FILE} (it was trained before inpaintlib recorded its runs): "
                           f"train it again to export it")
@@ -319,7 +319,7 @@ def _check_entry(path: Path, archive: zipfile.ZipFile, entry: dict, here: str) -
     if any(name.startswith(("/", "\\")) or ".." in PurePosixPath(name).parts for name in names):
         raise BundleError(f"{path} names files outside its models' folders ({folder}): it is not a bundle "
                           f"inpaint models export wrote; do not import it")
-    if hashlib.sha256(json.dumps(key_values, sort_keys=True).encode()).hexdigest()[:16] != key:
+    if key_of(key_values) != key:
         raise BundleError(f"{path}: the manifest's key {key} of {folder} is not the hash of what it says the "
                           f"model is: export the bundle again")
     if key_values.get("code") != here:
@@ -353,13 +353,6 @@ def _check_sha256(path: Path, expected: str, named: str) -> None:
 def _sha256(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 def _is_url(source: str) -> bool:

@@ -380,9 +380,10 @@ def _models(args) -> int:
         rows = bundles.cached_models()
         if args.json:
             print(json.dumps(rows, indent=1))
-        elif not rows:
+            return 0
+        if not rows:
             print(f"No trained model in {bundles.models_folder()}")
-        for row in [] if args.json else rows:
+        for row in rows:
             print(f"{row['name']}  {row['steps']} steps of {row['batch_size']}, {row['mask']} holes, "
                   f"{row['seconds'] / 60:.1f} min on {row['device']}; {row['data']}; {row['bytes'] / 1e6:.1f} MB, "
                   f"{row['modified']}, {row['origin']}{'' if row['current'] is not False else ', made by other code'}")

@@ -129,7 +129,20 @@ class TrainConfig:
         (:func:`inpaintlib.data.celeba.data_identity`: ``auto`` resolved, the same CelebA anywhere alike),
         options at their defaults spelled out, the package's code, and the TensorFlow and Keras
         versions (:func:`inpaintlib.provenance.code_digest`)."""
-        return hashlib.sha256(json.dumps(self.key_values(), sort_keys=True).encode()).hexdigest()[:16]
+        return key_of(self.key_values())
+
+
+def key_of(key_values: dict) -> str:
+    """The cache key of :meth:`.TrainConfig.key_values`: a bundle's import checks a manifest's key with it."""
+    return hashlib.sha256(json.dumps(key_values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_record(path: str | Path) -> dict:
+    """A model folder's optional JSON record (``run.json``, ``origin.json``); {} where absent or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def read_model_folder(path: str | Path) -> tuple[TrainConfig, list[dict]]:

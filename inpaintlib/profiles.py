@@ -187,7 +187,7 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
             print("Profile: this cell's values (quick, no GPU found)")
             return CELL
         profile, reason = ACCELERATOR_PROFILE, f' (a GPU or TPU was found; set profile = "{CELL}" to keep this cell\'s values)'
-    values = (profiles[profile] or {}).get(chapter) or {}
+    values = wanted = (profiles[profile] or {}).get(chapter) or {}
     kept = {}
     if reason:  # auto: a value the reader edited is theirs; only the chapter's own values are upgraded
         own = (profiles.get(OWN_VALUES_PROFILE) or {}).get(chapter) or {}
@@ -202,6 +202,6 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
     print(f"Profile: {profile}{reason}: {changes}" if changes else f"Profile: {profile}{reason}, the same values as this cell")
     if kept:
         print("  kept as you set them: " + ", ".join(
-            f"{name} = {value!r} ({profile} would set {(profiles[profile].get(chapter) or {})[name]!r})"
+            f"{name} = {value!r} ({profile} would set {wanted[name]!r})"
             for name, value in kept.items()))
     return profile

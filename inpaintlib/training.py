@@ -51,7 +51,9 @@ from inpaintlib.config import (  # noqa: F401  (TrainConfig and the folder's fil
     RUN_FILE,
     TrainConfig,
     builder,
+    key_of,
     read_model_folder,
+    read_record,
 )
 from inpaintlib.errors import ConfigError, InpaintError
 from inpaintlib.files import hold_lock
@@ -89,7 +91,7 @@ class TrainedModel:
     @property
     def run(self) -> dict:
         """The record its training wrote (``run.json``): cache key, data, device, wall time; {} if absent."""
-        return _read_record(self.path / RUN_FILE) if self.path else {}
+        return read_record(self.path / RUN_FILE) if self.path else {}
 
     def describe(self) -> str:
         """One line on what made this model and where it came from, the scale its results carry:
@@ -108,7 +110,7 @@ class TrainedModel:
         where = {"trained": "trained in this run",
                  "cache": f"loaded from the cache (trained {run.get('finished', 'in an earlier run')})"}.get(self.origin)
         if where is None:
-            origin = _read_record(self.path / ORIGIN_FILE) if self.path else {}
+            origin = read_record(self.path / ORIGIN_FILE) if self.path else {}
             where = f"imported from the bundle {origin.get('bundle', '?')} (trained {run.get('finished', '?')})"
         data = run.get("data_label") or f"{self.config.data} data"
         return (f"{self.name}: {self.config.steps} steps of {self.config.batch_size} ({seconds / 60:.1f} min of "
@@ -143,13 +145,6 @@ class TrainedModel:
                                             temperature=self.temperature)
             return images * (1.0 - masks) + fills * masks
         return np.repeat(self.inpaint(images, masks, batch_size)[None], k, axis=0)
-
-
-def _read_record(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 def build_model(config: TrainConfig) -> keras.Model:
@@ -296,7 +291,8 @@ def run_record(config: TrainConfig, history: list[dict]) -> dict:
     from inpaintlib.data import parse_data_spec
     from inpaintlib.device import describe_device
 
-    return {"key": config.cache_key(), "key_values": config.key_values(),
+    key_values = config.key_values()
+    return {"key": key_of(key_values), "key_values": key_values,
             "data_label": parse_data_spec(config.data).label, "device": describe_device(),
             "seconds": round(sum(row.get("seconds", 0.0) for row in history), 2),
             "finished": datetime.datetime.now().isoformat(timespec="seconds")}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -164,18 +165,20 @@ def data_identity(spec: str | DataSource) -> str:
     if source.is_synthetic:
         return "synthetic"
     archive = open_celeba(source.path.resolve())
-    return f"celeba:{_content_digest(archive.path, *map(tuple, archive.fingerprint()['stats']))}"
+    # Kept while the folder's or zip's sizes and times hold: a chapter's build asks several times.
+    seen = (archive.path, json.dumps(archive.fingerprint()["stats"]))
+    if seen not in _content_digests:
+        digest = hashlib.sha256()
+        for split, names in archive.split_names().items():
+            present = [name for name in names if name in archive.images]
+            digest.update(f"{split}\0{len(present)}\0".encode() + "\n".join(present).encode())
+        _content_digests[seen] = digest.hexdigest()[:16]
+        if len(_content_digests) > 8:  # a process sees a few sources; forget the oldest
+            _content_digests.pop(next(iter(_content_digests)))
+    return f"celeba:{_content_digests[seen]}"
 
 
-@functools.lru_cache(maxsize=8)
-def _content_digest(path: Path, *stats) -> str:
-    """The hash behind :func:`.data_identity`, kept while the folder's or zip's sizes and times hold."""
-    archive = open_celeba(path)
-    digest = hashlib.sha256()
-    for split, names in archive.split_names().items():
-        present = [name for name in names if name in archive.images]
-        digest.update(f"{split}\0{len(present)}\0".encode() + "\n".join(present).encode())
-    return digest.hexdigest()[:16]
+_content_digests: dict[tuple, str] = {}
 
 
 def first_names(names: list[str]) -> str:
