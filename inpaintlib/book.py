@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -26,12 +28,17 @@ import yaml
 
 from inpaintlib.errors import ConfigError
 from inpaintlib.files import atomic_write
-from inpaintlib.profiles import chapter_parameters, load_profiles, override_targets
+from inpaintlib.profiles import BUILD_OVERRIDES, chapter_parameters, load_profiles, override_targets
 
 
 #: Parameters a chapter takes from an earlier chapter's run, each with that chapter and the name it glues.
 #: Chapters 3 and 4 so compare exactly the U-Net chapter 2 ran and the VAE-GAN chapter 3 ran.
 SHARED_MODELS = {"chapter_2_unet": ("02_unet", "unet_config"), "chapter_3_vaegan": ("03_vaegan", "vaegan_config")}
+
+
+#: The line of a chapter's install cell (its first) that names the commit it installs; the build
+#: writes the commit it was built from there, so a page's notebook installs the library it ran.
+INSTALL_COMMIT = 'commit = "main"'
 
 
 class ChapterError(RuntimeError):
@@ -92,8 +99,8 @@ def build_book(
     Parameters
     ----------
     profile : str
-        A profile of ``inpaintlib/profiles.yml``; the chapters get ``profile = "cell"``
-        with its values, so they run at that scale on any device.
+        A profile of ``inpaintlib/profiles.yml``; the chapters get its name and its values,
+        with ``profile_overrides`` (the ``-p`` values), so they run at that scale on any device.
     data : str, optional
         Data spec for every chapter (default: each chapter's own, ``auto``).
     overrides : dict, optional
@@ -116,6 +123,7 @@ def build_book(
     """
     import papermill
 
+    logging.getLogger("papermill").addFilter(_known_parameter)  # once: the same function
     root = find_book_root(root)
     chapters = list_chapters(root)
     declared = {chapter.stem: declared_parameters(chapter) for chapter in chapters}
@@ -140,9 +148,12 @@ def build_book(
     (staging / "_toc.yml").write_text(yaml.safe_dump(_toc_without(yaml.safe_load((root / "_toc.yml").read_text()),
                                                                  left_out), sort_keys=False))
     shutil.copytree(root / "book", staging / "book", ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+    for page in (staging / "book").glob("*.md"):  # the front page pastes chapter 4's figure
+        page.write_text(_without_glue_from(page.read_text(), left_out))
 
     kept = root / "_build" / "chapters"
     kept.mkdir(parents=True, exist_ok=True)
+    commit = book_commit(root)
     ran = {}  # chapter name -> its executed notebook, for the configs later chapters take
     for chapter in chapters:
         target = staging / chapter.relative_to(root)
@@ -153,6 +164,7 @@ def build_book(
         executed = kept / f"{chapter.stem}-{run_key(chapter, parameters[chapter.stem])}.ipynb"
         if executed.is_file() and not rerun:
             shutil.copy2(executed, target)
+            pin_install_cell(target, commit)
             print(f"{chapter.relative_to(root)}: unchanged since its last run, not executed again", flush=True)
             continue
         print(f"Executing {chapter.relative_to(root)} ({profile} profile) ...", flush=True)
@@ -174,6 +186,7 @@ def build_book(
             stale.unlink()
         with atomic_write(executed) as out, target.open("rb") as source:  # a killed build leaves no half chapter
             shutil.copyfileobj(source, out)
+        pin_install_cell(target, commit)
         print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
     if not html:
         return staging
@@ -184,9 +197,81 @@ def build_book(
                "--path-output", str(root), "--warningiserror", "--nitpick", "--keep-going"]
     if subprocess.run(command).returncode != 0:
         raise ChapterError("jupyter-book build failed (warnings count as errors); its messages are above")
+    _write_glued_images(staging, root / "_build" / "html")
     index = root / "_build" / "html" / "index.html"
     print(f"The book is in {index}")
     return index
+
+
+def book_commit(root: Path) -> str | None:
+    """The commit the book is built from (``git rev-parse HEAD``), None outside a git checkout.
+    Prints a line when the working tree has changes that commit lacks."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit, changed = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        print("Not a git checkout: the chapters' install cells keep installing the newest library (main)")
+        return None
+    if changed:
+        print(f"The chapters' install cells name commit {commit[:12]}, which lacks this working tree's changes")
+    return commit
+
+
+def pin_install_cell(notebook: Path, commit: str | None) -> None:
+    """Write ``commit`` into a chapter's install cell (its first code cell, ``INSTALL_COMMIT``)."""
+    import nbformat
+
+    if commit is None:
+        return
+    chapter = nbformat.read(notebook, as_version=4)
+    cell = next(cell for cell in chapter.cells if cell.cell_type == "code")
+    if INSTALL_COMMIT not in cell.source:
+        raise ChapterError(f"{notebook.name}'s first code cell installs no pinned commit (no line {INSTALL_COMMIT})")
+    cell.source = cell.source.replace(INSTALL_COMMIT, f'commit = "{commit}"', 1)
+    nbformat.write(chapter, notebook)
+
+
+def _write_glued_images(staging: Path, html: Path) -> None:
+    """Write the images the chapters glued where a page that pastes them from another page links
+    them, ``_images/<sha256>.png``: myst-nb 1.4 links such an image (the front page's figure) but
+    never writes it."""
+    import base64
+
+    import nbformat
+
+    for notebook in (staging / "book").glob("*.ipynb"):
+        for cell in nbformat.read(notebook, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                # glue(display=False) keeps the image under a prefixed MIME type
+                prefix = output.get("metadata", {}).get("scrapbook", {}).get("mime_prefix", "")
+                if f"{prefix}image/png" in output.get("data", {}):
+                    image = base64.b64decode(output["data"][f"{prefix}image/png"])
+                    target = html / "_images" / f"{hashlib.sha256(image).hexdigest()}.png"
+                    target.parent.mkdir(exist_ok=True)
+                    target.write_bytes(image)
+
+
+def _without_glue_from(text: str, left_out: set[str]) -> str:
+    r"""A page's MyST without its ``{glue}`` blocks that paste from a chapter left out of the book.
+
+    Examples
+    --------
+    >>> page = "Intro\n```{glue} figure\n:doc: 04_comparison.ipynb\n```\nText"
+    >>> _without_glue_from(page, {"book/04_comparison"})
+    'Intro\nText'
+    """
+    def kept(block: re.Match) -> str:
+        return "" if f"book/{block['doc']}" in left_out else block[0]
+
+    return re.sub(r"```\{glue\} \S+\n:doc: (?P<doc>\S+)\.ipynb\n```\n", kept, text)
+
+
+def _known_parameter(record: logging.LogRecord) -> bool:
+    """papermill's log without its warning that profile_overrides, the build's own parameter,
+    is in no chapter's parameters cell."""
+    return BUILD_OVERRIDES not in record.getMessage()
 
 
 def _try_it_assets(staging: Path, root: Path, data: str) -> None:

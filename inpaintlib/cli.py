@@ -153,9 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing = models_commands.add_parser("list", help="the cached models: kind, key, steps, data, device, age")
     listing.add_argument("--json", action="store_true", help="one JSON list")
     bundle_out = models_commands.add_parser("export", help="write models and their manifest into a bundle (.zip)")
-    bundle_out.add_argument("models", nargs="+", metavar="KEY|DIR", help="cache keys (the first characters are "
+    bundle_out.add_argument("models", nargs="*", metavar="KEY|DIR", help="cache keys (the first characters are "
                             "enough; see inpaint models list) or model folders")
+    bundle_out.add_argument("--all", action="store_true", help="every cached model this code made (what a book "
+                            "build trained, on a fresh machine)")
     bundle_out.add_argument("-o", "--output", required=True, help="the bundle to write, e.g. models.zip")
+    models_commands.add_parser("digest", help="the digest of the code every cache key includes",
+                               description="Print the digest of the code that trains the models (the library, "
+                               "TensorFlow and Keras), which every model's cache key includes: a CI cache of the "
+                               "models keyed by it is reused until that code changes.")
     bundle_in = models_commands.add_parser("import", help="check a bundle and place its models in the cache")
     bundle_in.add_argument("bundle", help="a bundle's path, or its http(s) URL (downloaded, resumable)")
     bundle_in.add_argument("--sha256", metavar="HEX", help="the bundle's expected sha256, checked first")
@@ -388,8 +394,18 @@ def _models(args) -> int:
                   f"{row['seconds'] / 60:.1f} min on {row['device']}; {row['data']}; {row['bytes'] / 1e6:.1f} MB, "
                   f"{row['modified']}, {row['origin']}{'' if row['current'] is not False else ', made by other code'}")
         return 0
+    if args.models_command == "digest":
+        from inpaintlib.provenance import code_digest
+
+        print(code_digest())
+        return 0
     if args.models_command == "export":
-        manifest = bundles.export_bundle(args.models, args.output)
+        if bool(args.models) == args.all:
+            raise ConfigError("inpaint models export: name the models (cache keys or folders) or pass --all, not both")
+        chosen = args.models or [bundles.models_folder() / row["name"] for row in bundles.cached_models() if row["current"]]
+        if not chosen:
+            raise ConfigError(f"no model of this code in {bundles.models_folder()}: train some first (inpaint book)")
+        manifest = bundles.export_bundle(chosen, args.output)
         print(f"Wrote {args.output}: {', '.join(entry['folder'] for entry in manifest['models'])} "
               f"({Path(args.output).stat().st_size / 1e6:.1f} MB)")
         return 0

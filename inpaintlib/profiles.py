@@ -10,6 +10,7 @@ chapter opened by hand (on Colab, say) applies one itself with
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import yaml
@@ -27,6 +28,11 @@ ACCELERATOR_PROFILE = "full"
 #: The profile that spells out the chapters' own values (their parameters cells') of what
 #: ``auto`` would upgrade, so that it upgrades a value only where the reader left it.
 OWN_VALUES_PROFILE = "quick"
+#: What ``inpaint book`` sets beside ``profile``: the ``-p`` values it gave the chapter. Its
+#: presence says that the chapter's values are final, as the build resolved them.
+BUILD_OVERRIDES = "profile_overrides"
+#: The chapter whose profile values are each model kind's recipe (its steps, batch, data and options).
+RECIPE_CHAPTERS = {"unet": "02_unet", "vaegan": "03_vaegan"}
 
 
 def load_profiles(path: str | Path = PROFILES_FILE) -> dict[str, dict[str, dict]]:
@@ -70,16 +76,18 @@ def chapter_parameters(
     Returns
     -------
     dict
-        Chapter name -> parameters, with ``profile = "cell"`` for every chapter
-        that has a ``profile`` parameter: these values are final, and the
-        chapter must not apply a profile of its own (``auto``: full on a GPU)
-        on top of them. Unknown profiles, chapters and parameters raise
-        :class:`.ConfigError` listing the valid names; ``profile`` itself is set
-        with the ``profile`` argument only.
+        Chapter name -> parameters. A chapter that has a ``profile`` parameter
+        gets the profile's name and ``profile_overrides``, its ``-p`` values:
+        these values are final, and its set-up cell (:func:`.select_profile`)
+        applies no profile on top of them (``auto``: full on a GPU) but names
+        them in the chapter's scale line. Unknown profiles, chapters and
+        parameters raise :class:`.ConfigError` listing the valid names;
+        ``profile`` itself is set with the ``profile`` argument only.
     """
     if profile not in profiles:
         raise ConfigError(f"unknown profile {profile!r}: use one of {', '.join(profiles)}")
     overrides = dict(overrides or {})
+    asked = {chapter: {} for chapter in declared}  # chapter -> its -p values, for its scale line
     if data is not None:
         overrides["data"] = data
     settable = {chapter: set(names) - {PROFILE_PARAMETER} for chapter, names in declared.items()}
@@ -99,9 +107,12 @@ def chapter_parameters(
     for spelled in sorted(overrides, key=lambda spelled: ":" in spelled):
         for chapter in targets[spelled]:
             chosen[chapter][spelled.split(":")[-1]] = overrides[spelled]
+            if spelled != "data":
+                asked[chapter][spelled.split(":")[-1]] = overrides[spelled]
     for chapter, names in declared.items():
         if PROFILE_PARAMETER in names:
-            chosen[chapter][PROFILE_PARAMETER] = CELL
+            chosen[chapter][PROFILE_PARAMETER] = profile
+            chosen[chapter][BUILD_OVERRIDES] = asked[chapter]
     return chosen
 
 
@@ -139,9 +150,9 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
 
     A chapter opened by hand (on Colab, say) has only its ``parameters`` cell,
     which holds the quick values; this gives it a GPU's scale when it has one.
-    ``inpaint book`` passes ``profile="cell"`` with the values it resolved, so
-    the book is built with the profile asked for, on any device. Prints one
-    line saying what it did.
+    ``inpaint book`` passes the profile's name and ``profile_overrides`` with
+    the values it resolved, which this keeps, so the book is built with the
+    profile asked for, on any device. Prints one line saying what it did.
 
     Parameters
     ----------
@@ -162,7 +173,10 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
     Returns
     -------
     str
-        The profile applied, or ``"cell"`` when the cell's values were kept.
+        The scale the chapter runs at, for its scale line: the profile's name,
+        with the values that differ from it (``"quick"`` for the cell as
+        written, ``"quick with steps = 50"`` where a reader changed one,
+        ``"smoke with depth = 2"`` for ``inpaint book -p depth 2``).
 
     Examples
     --------
@@ -172,25 +186,34 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
     'smoke'
     >>> values["steps"]
     20
+    >>> select_profile("02_unet", "cell", values, {"quick": {"02_unet": {"steps": 300}}})
+    Profile: the parameters as set above (profile = "cell")
+    'quick with steps = 20'
     """
     profiles = load_profiles() if profiles is None else profiles
+    if BUILD_OVERRIDES in namespace:  # inpaint book resolved every value: keep them
+        label = _with_values(profile, namespace[BUILD_OVERRIDES])
+        print(f"Profile: {label}, as inpaint book set it")
+        return label
     if profile not in (AUTO, CELL, *profiles):
         raise ConfigError(f"unknown profile {profile!r}: use one of {', '.join((AUTO, CELL, *profiles))}")
+    own = (profiles.get(OWN_VALUES_PROFILE) or {}).get(chapter) or {}
+    own_label = _with_values(OWN_VALUES_PROFILE, {name: namespace[name] for name in own
+                                                  if name in namespace and namespace[name] != own[name]})
     if profile == CELL:
         print('Profile: the parameters as set above (profile = "cell")')
-        return CELL
+        return own_label
     reason = ""
     if profile == AUTO:
         from inpaintlib.device import has_accelerator
 
         if not has_accelerator():
             print("Profile: this cell's values (quick, no GPU found)")
-            return CELL
+            return own_label
         profile, reason = ACCELERATOR_PROFILE, f' (a GPU or TPU was found; set profile = "{CELL}" to keep this cell\'s values)'
     values = wanted = (profiles[profile] or {}).get(chapter) or {}
     kept = {}
     if reason:  # auto: a value the reader edited is theirs; only the chapter's own values are upgraded
-        own = (profiles.get(OWN_VALUES_PROFILE) or {}).get(chapter) or {}
         kept = {name: namespace[name] for name in values if name in own and name in namespace
                 and namespace[name] != own[name]}
         values = {name: value for name, value in values.items() if name not in kept}
@@ -204,4 +227,25 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
         print("  kept as you set them: " + ", ".join(
             f"{name} = {value!r} ({profile} would set {wanted[name]!r})"
             for name, value in kept.items()))
-    return profile
+    return _with_values(profile, kept)
+
+
+def _with_values(profile: str, values: dict) -> str:
+    """A profile's name with the values that differ from it: ``"smoke with depth = 2"``."""
+    return profile + (" with " + ", ".join(f"{name} = {value!r}" for name, value in values.items()) if values else "")
+
+
+def recipe_config(config, profile: str = ACCELERATOR_PROFILE, profiles: dict | None = None):
+    """A :class:`.TrainConfig` at a profile's scale: the training fields and model options that the
+    profile sets in the model's own chapter (``RECIPE_CHAPTERS``: 02_unet for a U-Net), with
+    everything else (holes, losses, data) as ``config`` has it. The model that chapter would have
+    trained at that profile, which :func:`.full_recipe_of` looks for in the cache.
+    """
+    profiles = load_profiles() if profiles is None else profiles
+    values = (profiles[profile] or {}).get(RECIPE_CHAPTERS[config.model]) or {}
+    # checkpoint_every shapes no model; n_eval and face_images are the chapter's, not the model's.
+    fields = {field.name for field in dataclasses.fields(config)} - {"checkpoint_every"}
+    options = set(config.all_model_options())
+    return dataclasses.replace(
+        config, **{name: value for name, value in values.items() if name in fields},
+        model_options={**config.model_options, **{name: value for name, value in values.items() if name in options}})

@@ -1,4 +1,5 @@
-"""What made a result: digests of the code and the libraries, for the caches' keys.
+"""What made a result: digests of the code and the libraries, for the caches' keys, and the
+scale line and note that every chapter's results carry.
 
 Three caches reuse work only while the code that made it is unchanged: the
 decoded images (keyed by the decoding code), the trained models and the
@@ -8,6 +9,12 @@ it, a mask function say, retrains what the edit could change.
 
 Nothing here imports TensorFlow: the versions are read from the installed
 packages' metadata.
+
+A chapter's results say what made them: :func:`.scale_line` under its tables,
+figures and verdicts (the profile, each model's steps and batch, training
+time, device, and whether it was trained here, loaded from the cache or
+imported from a bundle), and :func:`.scale_note` at its top, which says how
+far a smoke or quick run is from the full recipe.
 """
 
 from __future__ import annotations
@@ -75,3 +82,66 @@ def code_digest() -> str:
     digest = hashlib.sha256(source_digest(package_sources()).encode())
     digest.update(library_versions().encode())
     return digest.hexdigest()[:16]
+
+
+def scale_line(profile: str, models) -> str:
+    """The line a chapter's results carry: the profile as :func:`.select_profile` resolved it,
+    then each model's :meth:`.TrainedModel.scale`.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> scale_line("quick", [SimpleNamespace(scale=lambda: "U-Net: 300 steps of 32, 2.1 min, from the cache")])
+    'Scale: quick profile; U-Net: 300 steps of 32, 2.1 min, from the cache.'
+    """
+    return f"Scale: {profile} profile; " + "; ".join(model.scale() for model in models) + "."
+
+
+def scale_note(profile: str, models, full_models=()) -> str:
+    """The admonition at the top of a chapter (MyST, for ``glue:md``) on the scale of its results.
+
+    Parameters
+    ----------
+    profile : str
+        As :func:`.select_profile` resolved it (``"quick"``, ``"smoke with depth = 2"``).
+    models : list of TrainedModel
+        The models the chapter's results come from.
+    full_models : list
+        For each model, its full recipe's model where the cache holds it
+        (:func:`.full_recipe_of`), else None.
+
+    Returns
+    -------
+    str
+        Below the full profile, how many minutes of training on which device made the results,
+        what the full recipe trains instead, and how to get it; a note of the training otherwise.
+    """
+    from inpaintlib.profiles import ACCELERATOR_PROFILE, recipe_config
+
+    minutes = sum(model.training_seconds for model in models) / 60
+    # run.json names the device as describe_device does, "TensorFlow X on the CPU (...)".
+    devices = sorted({model.run.get("device", "").partition(" on ")[2] for model in models} - {""})
+    spent = (f"{minutes:.0f} minutes" if minutes >= 1.5 else "one minute" if minutes >= 0.5 else
+             "less than a minute") + f" of training on {' and '.join(devices) or 'this machine'}"
+    text = [f"The **{profile}** profile. " + "; ".join(model.scale() for model in models) + "."]
+    if profile.split()[0] == ACCELERATOR_PROFILE:
+        title, kind = f"The full recipe: {spent}", "note"
+    else:
+        title, kind = f"These results come from {spent}", "attention"
+        recipes = []
+        for model in models:
+            recipe = recipe_config(model.config, ACCELERATOR_PROFILE)
+            own = model.config.all_model_options()
+            changed = {name: value for name, value in recipe.model_options.items() if own.get(name) != value}
+            if recipe.limit != model.config.limit:
+                changed["limit"] = recipe.limit
+            recipes.append(f"{model.name} {recipe.steps} steps of {recipe.batch_size}"
+                           + "".join(f", {name} = {value!r}" for name, value in changed.items()))
+        text.append("The full recipe trains " + "; ".join(dict.fromkeys(recipes)) + ", on a GPU: set "
+                    "`profile = \"full\"` (or build with `inpaint book --profile full`), or import a bundle of "
+                    "its models with `inpaint models import` to skip the training.")
+        found = [model for model in full_models if model is not None]
+        if found:
+            text.append("The model cache holds the full recipe's " + "; ".join(model.scale() for model in found)
+                        + ". The rows named *full recipe* below score it on the same faces.")
+    return f":::{{admonition}} {title}\n:class: {kind}\n" + "\n\n".join(text) + "\n:::\n"

@@ -104,17 +104,42 @@ class TrainedModel:
         >>> TrainedModel(None, config, [{"step": 300, "seconds": 90.0}]).describe()
         'U-Net: 300 steps of 32 (1.5 min of training, 107 images/s); synthetic data; trained in this run'
         """
-        run, seconds = self.run, sum(row.get("seconds", 0.0) for row in self.history)
+        run, seconds = self.run, self.training_seconds
         device = f" on {run['device']}" if run.get("device") else ""
         speed = f", {self.config.steps * self.config.batch_size / seconds:.0f} images/s" if seconds else ""
         where = {"trained": "trained in this run",
                  "cache": f"loaded from the cache (trained {run.get('finished', 'in an earlier run')})"}.get(self.origin)
         if where is None:
-            origin = read_record(self.path / ORIGIN_FILE) if self.path else {}
-            where = f"imported from the bundle {origin.get('bundle', '?')} (trained {run.get('finished', '?')})"
+            where = f"imported from the bundle {self.bundle} (trained {run.get('finished', '?')})"
         data = run.get("data_label") or f"{self.config.data} data"
         return (f"{self.name}: {self.config.steps} steps of {self.config.batch_size} ({seconds / 60:.1f} min of "
                 f"training{speed}{device}); {data}; {where}")
+
+    def scale(self) -> str:
+        """:meth:`describe` short enough for a caption: steps and batch, minutes, device, origin.
+
+        Examples
+        --------
+        >>> config = TrainConfig(model="unet", data="synthetic", steps=300, batch_size=32)
+        >>> TrainedModel(None, config, [{"step": 300, "seconds": 90.0}]).scale()
+        'U-Net: 300 steps of 32, 1.5 min, trained in this run'
+        """
+        # run.json names the device as describe_device does, "TensorFlow X on the CPU (...)".
+        device = self.run.get("device", "").partition(" on ")[2]
+        where = {"trained": "trained in this run", "cache": "from the cache"}.get(
+            self.origin, f"imported from {self.bundle}")
+        return (f"{self.name}: {self.config.steps} steps of {self.config.batch_size}, "
+                f"{self.training_seconds / 60:.1f} min{f' on {device}' if device else ''}, {where}")
+
+    @property
+    def training_seconds(self) -> float:
+        """The wall time of its training, from its history."""
+        return sum(row.get("seconds", 0.0) for row in self.history)
+
+    @property
+    def bundle(self) -> str:
+        """The bundle it was imported from (``origin.json``), "?" if none is recorded."""
+        return (read_record(self.path / ORIGIN_FILE) if self.path else {}).get("bundle", "?")
 
     @property
     def name(self) -> str:
@@ -330,7 +355,7 @@ def train_or_load(config: TrainConfig, cache_dir: str | Path | None = None, verb
     once), this one waits for it and loads its model.
     """
     config.validate()
-    final = cache_root(cache_dir) / "models" / f"{config.model}-{config.cache_key()}"
+    final = cache_folder(config, cache_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
     origin = "cache"
     with _exclusive_lock(final.with_name(f".{final.name}.lock"), wait=True):
@@ -344,6 +369,39 @@ def train_or_load(config: TrainConfig, cache_dir: str | Path | None = None, verb
     trained = load_trained(final)
     trained.origin = "imported" if (final / ORIGIN_FILE).is_file() else origin
     return trained
+
+
+def cache_folder(config: TrainConfig, cache_dir: str | Path | None = None) -> Path:
+    """Where the model cache keeps (or will keep) the model ``config`` describes."""
+    return cache_root(cache_dir) / "models" / f"{config.model}-{config.cache_key()}"
+
+
+def load_cached(config: TrainConfig, cache_dir: str | Path | None = None) -> TrainedModel | None:
+    """The model ``config`` describes if the cache holds it (trained or imported), else None; never trains."""
+    final = cache_folder(config.validate(), cache_dir)
+    if not (final / MODEL_FILE).is_file():
+        return None
+    cached = load_trained(final)
+    cached.origin = "imported" if (final / ORIGIN_FILE).is_file() else "cache"
+    return cached
+
+
+def full_recipe_of(model: TrainedModel, cache_dir: str | Path | None = None) -> TrainedModel | None:
+    """The same model at the full profile's scale (:func:`.recipe_config`), when the cache holds it
+    (an imported bundle, say) and ``model`` is not already it; None otherwise. Never trains.
+
+    A chapter run at a small scale scores it beside its own model, so a reader sees what the
+    full recipe reaches on the same faces.
+    """
+    from inpaintlib.profiles import ACCELERATOR_PROFILE, recipe_config
+
+    full = recipe_config(model.config, ACCELERATOR_PROFILE)
+    if full.cache_key() == model.config.cache_key():
+        return None
+    found = load_cached(full, cache_dir)
+    if found is not None:
+        found.label, found.temperature = f"{model.name}, full recipe", model.temperature
+    return found
 
 
 @contextlib.contextmanager

@@ -124,6 +124,46 @@ def test_a_rebuild_runs_only_the_chapters_whose_inputs_changed(smoke_book, tmp_p
     assert "Executing book/01_background.ipynb" in changed and changed.count("not executed again") == 3, changed
 
 
+def glued_markdown(notebook: Path, name: str) -> str:
+    """The Markdown an executed chapter glued under ``name`` (``glue(name, Markdown(...))``)."""
+    for cell in json.loads(notebook.read_text())["cells"]:
+        for output in cell.get("outputs", []):
+            if output.get("metadata", {}).get("scrapbook", {}).get("name") == name:
+                return "".join(next(text for kind, text in output["data"].items() if kind.endswith("text/markdown")))
+    raise AssertionError(f"{notebook.name} glued no {name}")
+
+
+def test_every_chapter_states_its_scale_and_the_front_page_shows_the_models(smoke_book):
+    """Each result names the profile it ran at (smoke, never "cell"), each model's steps, training
+    time, device and origin; a note at the top of each chapter says how far that is from the full
+    recipe; the front page shows chapter 4's fills with the same line."""
+    executed = smoke_book / "_build" / "executed" / "book"
+    parameters = lambda name: json.loads((executed / f"{name}.ipynb").read_text())["metadata"]["papermill"]["parameters"]  # noqa: E731
+    assert "Profile: smoke, as inpaint book set it" in printed(executed / "01_background.ipynb")
+    for name, models in {"02_unet": ["U-Net"], "03_vaegan": ["VAE-GAN", "VAE-GAN, first design", "U-Net"],
+                         "04_comparison": ["U-Net", "U-Net, center only", "VAE-GAN"]}.items():
+        assert (parameters(name)["profile"], parameters(name)["profile_overrides"]) == ("smoke", {}), name
+        note = glued_markdown(executed / f"{name}.ipynb", "scale_note")
+        assert re.match(r":::\{admonition\} These results come from (less than a minute|one minute|\d+ minutes) of "
+                        r"training on the CPU \(\d+ cores, no GPU\)\n:class: attention\nThe \*\*smoke\*\* profile\. ", note)
+        for model in models:
+            assert re.search(rf"(^|; |\. ){re.escape(model)}: 20 steps of 8, \d+\.\d min on the CPU", note), (name, model)
+        assert "The full recipe trains " in note and "4000 steps of 128, base_filters = 32" in note
+        html = chapter_html(smoke_book, name)
+        text = re.sub(r"<[^>]+>", "", html)
+        assert 'class="attention admonition"' in html and html.index("These results come from") < html.index("Set-up."), \
+            f"{name}: the note opens the chapter"
+        assert "profile = &quot;cell&quot;" not in html and "profile = \"cell\"" not in text
+        # under its tables, figures and verdicts
+        assert text.count("Scale: smoke profile; ") >= 3, name
+    intro = (smoke_book / "_build" / "html" / "book" / "intro.html").read_text()
+    (front,) = re.findall(r'<img [^>]*src="([^"]+\.png)"', intro)
+    assert (smoke_book / "_build" / "html" / "book" / front).stat().st_size > 10_000, "the front page's figure"
+    caption = re.sub(r"<[^>]+>", "", intro[intro.index(front):])
+    assert re.search(r"filled by chapter 2.s U-Net and chapter 3.s VAE-GAN\. Data: synthetic faces \(a stand-in "
+                     r"for CelebA, not real photos\)\. Scale: smoke profile; U-Net: 20 steps of 8", caption)
+
+
 def printed(notebook: Path) -> str:
     """Everything an executed chapter printed (its stream outputs), in order."""
     cells = json.loads(notebook.read_text())["cells"]
@@ -141,7 +181,7 @@ def test_a_book_rebuilt_from_an_imported_bundle_trains_nothing(smoke_book, tmp_p
     keys = [row["key"] for row in json.loads(listed.stdout)]
     assert len(keys) >= 4, "chapter 2's U-Net, chapter 3's two VAE-GANs, chapter 4's specialist"
     bundle = tmp_path / "smoke-models.zip"
-    subprocess.run([*cli, "export", *keys, "-o", str(bundle)], check=True, env={**os.environ, **env})
+    subprocess.run([*cli, "export", "--all", "-o", str(bundle)], check=True, env={**os.environ, **env})
     # The decoded faces and face descriptors are kept: an empty *model* cache is what is tested.
     fresh = shutil.copytree(cache, tmp_path / "cache", ignore=shutil.ignore_patterns("models"))
     root = copy_book(tmp_path / "book")
@@ -153,6 +193,8 @@ def test_a_book_rebuilt_from_an_imported_bundle_trains_nothing(smoke_book, tmp_p
         assert f"Pretrained models: {len(keys)} in {bundle}" in text, name
         assert "Epoch 1/" not in text and "trained in this run" not in text, f"{name} trained a model"
         assert f"imported from the bundle {bundle.name} (trained 20" in text, name
+        note = glued_markdown(root / "_build" / "executed" / "book" / f"{name}.ipynb", "scale_note")
+        assert f"imported from {bundle.name}" in note and "trained in this run" not in note, name
     assert sorted(path.name.split("-", 1)[1] for path in (fresh / "models").iterdir() if not path.name.startswith(".")) \
         == sorted(keys)
 

@@ -234,3 +234,26 @@ def test_pretrained_auto_reads_the_environment(bundle, private_cache, monkeypatc
     monkeypatch.setenv(bundles.PRETRAINED_SHA256_ENV, "1" * 64)
     with pytest.raises(bundles.BundleError, match="sha256"):
         bundles.use_pretrained("auto")
+
+
+def test_export_all_bundles_every_model_of_this_code_and_digest_names_that_code(bundle, private_cache, capsys):
+    """What a maintainer runs after a full build on a GPU: inpaint models export --all."""
+    from inpaintlib.provenance import code_digest
+
+    path, models = bundle
+    assert main(["models", "import", str(path)]) == 0
+    stale = private_cache / "models" / "unet-0123456789abcdef"  # a model of other code stays out
+    stale.mkdir()
+    for name in ("model.keras", "config.json", "history.json"):
+        (stale / name).write_bytes((next(iter(models.values())).path / name).read_bytes())
+    (stale / "run.json").write_text(json.dumps({"key": "0123456789abcdef", "key_values": {"code": "old"}}))
+    capsys.readouterr()
+    out = private_cache / "all.zip"
+    assert main(["models", "export", "--all", "-o", str(out)]) == 0
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read("bundle.json"))
+    assert sorted(entry["folder"] for entry in manifest["models"]) == sorted(models)
+    assert main(["models", "digest"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == code_digest() == manifest["code"]
+    assert main(["models", "export", "--all", next(iter(models)), "-o", str(out)]) == 2
+    assert "name the models (cache keys or folders) or pass --all, not both" in error_line(capsys.readouterr().err)

@@ -14,7 +14,9 @@ import zipfile
 
 import pytest
 import yaml
+
 from conftest import REPO
+from inpaintlib.profiles import load_profiles
 
 
 def requirement_set(requirements):
@@ -62,16 +64,34 @@ def test_pages_workflow_builds_with_the_readme_command_and_publishes_the_html():
     assert triggers["push"]["branches"] == ["main"] and "workflow_dispatch" in triggers
     assert workflow["permissions"]["pages"] == "write" and workflow["permissions"]["id-token"] == "write"
     assert workflow["concurrency"]["group"]
-    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    build = workflow["jobs"]["build"]
+    steps = build["steps"]
     python = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python"))
     assert str(python["with"]["python-version"]) == "3.11"
     readme_book = next(line.split("#")[0].strip() for line in (REPO / "README.md").read_text().splitlines()
                        if line.startswith("make book"))
-    assert [s["run"] for s in steps if "run" in s] == [readme_book]
-    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
-    assert upload["with"]["path"] == "_build/html"
-    deploy = next(job for job in workflow["jobs"].values() if any("deploy-pages" in s.get("uses", "") for s in job["steps"]))
-    assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+    assert steps[-1]["uses"].startswith("actions/upload-pages-artifact") and steps[-1]["with"]["path"] == "_build/html"
+    assert steps[-2]["run"] == f'{readme_book} PROFILE="$PROFILE"', "the README's command, at the chosen profile"
+    # The profile: the one a pretrained bundle was trained at, else published (sized for the runner).
+    assert build["env"]["PROFILE"] == "${{ vars.INPAINTLIB_BOOK_PROFILE || 'published' }}"
+    assert "published" in load_profiles() and build["timeout-minutes"] >= 120
+    assert build["env"]["INPAINTLIB_PRETRAINED"] == "${{ vars.INPAINTLIB_PRETRAINED }}"
+    assert build["env"]["INPAINTLIB_PRETRAINED_SHA256"] == "${{ vars.INPAINTLIB_PRETRAINED_SHA256 }}"
+    # CelebA only with the secrets, into CELEBA_DIR for the build step.
+    kaggle = next(s for s in steps if "kaggle" in s.get("run", ""))
+    assert kaggle["if"] == "env.KAGGLE_USERNAME != '' && env.KAGGLE_KEY != ''"
+    assert 'setup_celeba("kaggle")' in kaggle["run"] and "CELEBA_DIR=" in kaggle["run"]
+    assert build["env"]["KAGGLE_KEY"] == "${{ secrets.KAGGLE_KEY }}"
+    # The model cache, keyed by the digest of the code that trains the models, is where training puts them.
+    digest = next(s for s in steps if s.get("id") == "code")
+    assert digest["run"] == 'echo "digest=$(.venv/bin/inpaint models digest)" >> "$GITHUB_OUTPUT"'
+    cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache"))
+    assert cache["with"]["key"].startswith("models-${{ steps.code.outputs.digest }}-")
+    assert cache["with"]["restore-keys"].startswith("models-${{ steps.code.outputs.digest }}-")
+    assert cache["with"]["path"] == ".inpaintlib-cache/models"
+    assert build["env"]["INPAINTLIB_CACHE"] == "${{ github.workspace }}/.inpaintlib-cache"
+    assert [s for s in steps if s is digest or s is cache or s is kaggle] == [digest, cache, kaggle], "in this order"
+    assert steps.index(kaggle) < len(steps) - 2
 
 
 def test_the_wheel_carries_the_profiles(tmp_path):

@@ -29,7 +29,8 @@ def test_profile_values_and_overrides_reach_the_chapters_that_declare_them():
 def test_the_build_tells_each_chapter_to_keep_the_values_it_injects():
     declared = {name: names | {"profile"} for name, names in DECLARED.items()}
     chosen = chapter_parameters(PROFILES, "smoke", declared, overrides={"seed": 3})
-    assert chosen == {"01_a": {"n": 2, "seed": 3, "profile": "cell"}, "02_b": {"steps": 1, "profile": "cell"}}
+    assert chosen == {"01_a": {"n": 2, "seed": 3, "profile": "smoke", "profile_overrides": {"seed": 3}},
+                      "02_b": {"steps": 1, "profile": "smoke", "profile_overrides": {}}}
     with pytest.raises(ConfigError, match="'profile' is not a -p parameter: pick the profile with --profile NAME"):
         chapter_parameters(PROFILES, "smoke", declared, overrides={"profile": "full"})
     with pytest.raises(ConfigError, match="unknown parameter.*profile of 01_a"):  # nor set by a profile
@@ -72,9 +73,13 @@ def test_the_readmes_examples_set_what_they_say_and_nothing_else():
     scoped = chapter_parameters(load_profiles(), "quick", declared,
                                 overrides={"mask_channel": False, "02_unet:depth": 2})
     changed = lambda chosen: {(chapter, name) for chapter in chosen for name in chosen[chapter]  # noqa: E731
-                              if chosen[chapter][name] != quick[chapter].get(name, "unset")}
+                              if chosen[chapter][name] != quick[chapter].get(name, "unset")
+                              and name != "profile_overrides"}
     assert changed(everywhere) == {("02_unet", "mask_channel"), ("02_unet", "depth"), ("03_vaegan", "depth")}
     assert changed(scoped) == {("02_unet", "mask_channel"), ("02_unet", "depth")}
+    # and each chapter's scale line names what was changed in it
+    assert [scoped[chapter]["profile_overrides"] for chapter in CHAPTERS] == [
+        {}, {"mask_channel": False, "depth": 2}, {}, {}]
 
 
 def test_values_from_the_command_line_are_typed():
@@ -87,7 +92,7 @@ def test_the_books_profiles_fit_its_chapters():
     assert [c.stem for c in chapters] == ["01_background", "02_unet", "03_vaegan", "04_comparison"]
     declared = {c.stem: declared_parameters(c) for c in chapters}
     profiles = load_profiles()
-    assert set(profiles) == {"smoke", "quick", "full"}
+    assert set(profiles) == {"smoke", "quick", "published", "full"}
     for profile in profiles:
         chapter_parameters(profiles, profile, declared)  # raises on any unknown name
     assert all({"data", "profile"} <= names for names in declared.values())
@@ -112,7 +117,7 @@ SHARED_MODELS = [  # (chapter that reuses a model, prefix of its parameters, cha
 ]
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "published", "full"])
 @pytest.mark.parametrize("user, prefix, trainer, names", SHARED_MODELS)
 def test_chapters_reuse_the_models_earlier_chapters_trained(profile, user, prefix, trainer, names):
     """A later chapter loads an earlier chapter's model from the cache only if its parameters match."""
@@ -157,7 +162,7 @@ def accelerator(monkeypatch):
 def test_auto_keeps_the_cells_values_on_a_cpu(chapter, accelerator, capsys):
     accelerator(False)
     values = chapter_defaults(chapter)
-    assert select_profile(chapter, "auto", values) == "cell"
+    assert select_profile(chapter, "auto", values) == "quick"
     assert values == chapter_defaults(chapter)
     assert capsys.readouterr().out == "Profile: this cell's values (quick, no GPU found)\n"
 
@@ -187,7 +192,7 @@ def test_auto_on_a_gpu_upgrades_only_what_the_reader_left_and_lists_what_it_kept
     accelerator(True)
     values = {**chapter_defaults("02_unet"), "steps": 500, "n_eval": 50}
     full = load_profiles()["full"]["02_unet"]
-    assert select_profile("02_unet", "auto", values) == "full"
+    assert select_profile("02_unet", "auto", values) == "full with steps = 500, n_eval = 50"
     assert values["steps"] == 500 and values["n_eval"] == 50, "the reader's edits stay"
     assert values["batch_size"] == full["batch_size"] and values["base_filters"] == full["base_filters"]
     first, kept = capsys.readouterr().out.splitlines()
@@ -195,7 +200,7 @@ def test_auto_on_a_gpu_upgrades_only_what_the_reader_left_and_lists_what_it_kept
     assert kept == f"  kept as you set them: steps = 500 (full would set {full['steps']}), n_eval = 50 (full would set {full['n_eval']})"
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "published", "full"])
 def test_a_named_profile_applies_its_values_on_any_device(profile, accelerator, capsys):
     accelerator(profile != "full")  # full on a CPU, smoke and quick on a GPU: as asked
     values = chapter_defaults("03_vaegan")
@@ -204,16 +209,23 @@ def test_a_named_profile_applies_its_values_on_any_device(profile, accelerator, 
     assert capsys.readouterr().out.startswith(f"Profile: {profile}")
 
 
+def test_the_scale_names_the_values_a_reader_changed(accelerator):
+    accelerator(False)
+    values = {**chapter_defaults("02_unet"), "steps": 50, "depth": 2}
+    assert select_profile("02_unet", "cell", values) == "quick with steps = 50"  # depth is no profile's
+    assert select_profile("02_unet", "auto", values) == "quick with steps = 50"
+
+
 def test_cell_changes_nothing_even_on_a_gpu(accelerator, capsys):
     accelerator(True)
     values = chapter_defaults("02_unet")
-    assert select_profile("02_unet", "cell", values) == "cell"
+    assert select_profile("02_unet", "cell", values) == "quick"
     assert values == chapter_defaults("02_unet")
     assert capsys.readouterr().out == 'Profile: the parameters as set above (profile = "cell")\n'
 
 
 def test_unknown_profile_or_name_in_select_profile_is_an_error():
-    with pytest.raises(ConfigError, match="unknown profile 'huge': use one of auto, cell, smoke, quick, full"):
+    with pytest.raises(ConfigError, match="unknown profile .huge.: use one of auto, cell, smoke, quick, published, full"):
         select_profile("02_unet", "huge", chapter_defaults("02_unet"))
     with pytest.raises(ConfigError, match="profile 'smoke' sets stesp, which 02_unet does not have"):
         select_profile("02_unet", "smoke", {"steps": 1}, {"smoke": {"02_unet": {"stesp": 2}}})
@@ -226,10 +238,11 @@ def test_a_book_build_runs_the_profile_it_was_given_on_a_gpu_too(chapter, accele
     declared = {name: declared_parameters(REPO / "book" / f"{name}.ipynb") for name in CHAPTERS}
     first = sorted(declared[chapter] - {"profile", "data"})[0]
     injected = chapter_parameters(load_profiles(), "smoke", declared, overrides={first: 7})[chapter]
-    assert injected["profile"] == "cell" and injected[first] == 7
+    assert injected["profile"] == "smoke" and injected[first] == 7 and injected["profile_overrides"] == {first: 7}
     values = {**chapter_defaults(chapter), **injected}
-    select_profile(chapter, values["profile"], values)
+    assert select_profile(chapter, values["profile"], values) == f"smoke with {first} = 7"
     assert values == {**chapter_defaults(chapter), **injected}
+    assert capsys.readouterr().out == f"Profile: smoke with {first} = 7, as inpaint book set it\n"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

@@ -416,3 +416,39 @@ def test_train_or_load_waits_for_another_process_training_the_same_model(tmp_pat
     assert result["model"].path == final
     for a, b in zip(elsewhere.model.get_weights(), result["model"].model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+# --- the scale every result carries ------------------------------------------------------------
+
+def test_the_full_recipe_is_found_in_the_cache_and_named_in_the_scale_note(tmp_path, monkeypatch):
+    """A small model's chapter scores the full recipe's model beside it when the cache holds it, and
+    its note says what the full recipe trains; nothing trains the full recipe to find that out."""
+    from inpaintlib import profiles
+    from inpaintlib.provenance import scale_line, scale_note
+
+    tiny_full = {"full": {"02_unet": {"steps": 6, "batch_size": 8, "base_filters": 8, "n_eval": 99}}}
+    monkeypatch.setattr(profiles, "load_profiles", lambda path=None: tiny_full)
+    small = train_or_load(TrainConfig(steps=4, checkpoint_every=2, **TINY), cache_dir=tmp_path, verbose=0)
+    full_config = profiles.recipe_config(small.config)
+    assert (full_config.steps, full_config.batch_size, full_config.model_options) == (
+        6, 8, {"base_filters": 8, "depth": 1}), "the profile's training values, the rest as the model has them"
+    assert (full_config.mask, full_config.limit, full_config.checkpoint_every) == (small.config.mask, 32, 2)
+    assert training.full_recipe_of(small, cache_dir=tmp_path) is None, "never trained: not in the cache"
+
+    note = scale_note("quick", [small], [None])
+    assert note.startswith(":::{admonition} These results come from less than a minute of training on the CPU (")
+    assert ":class: attention" in note and "U-Net: 4 steps of 4, 0.0 min on the CPU" in note
+    assert "The full recipe trains U-Net 6 steps of 8, base_filters = 8, on a GPU" in note
+    assert "The model cache holds" not in note
+
+    trained_full = train_or_load(full_config, cache_dir=tmp_path, verbose=0)
+    found = training.full_recipe_of(small, cache_dir=tmp_path)
+    assert found.path == trained_full.path and found.origin == "cache" and found.name == "U-Net, full recipe"
+    assert training.full_recipe_of(found, cache_dir=tmp_path) is None, "the full recipe is its own"
+    note = scale_note("quick with steps = 4", [small], [found])
+    assert "The **quick with steps = 4** profile." in note
+    assert "The model cache holds the full recipe's U-Net, full recipe: 6 steps of 8" in note
+    assert scale_note("full", [found], [None]).startswith(":::{admonition} The full recipe: less than a minute")
+    assert scale_line("smoke", [small, found]) == (
+        f"Scale: smoke profile; {small.scale()}; {found.scale()}.")
+    assert small.scale().endswith("trained in this run") and found.scale().endswith("from the cache")
