@@ -354,10 +354,9 @@ def train_or_load(config: TrainConfig, cache_dir: str | Path | None = None, verb
     Where another process is training the same model now (two chapters run at
     once), this one waits for it and loads its model.
     """
-    config.validate()
-    final = cache_folder(config, cache_dir)
+    final = cache_folder(config.validate(), cache_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
-    origin = "cache"
+    trained_now = False
     with _exclusive_lock(final.with_name(f".{final.name}.lock"), wait=True):
         if not (final / MODEL_FILE).is_file():
             partial = final.with_name(final.name + ".partial")
@@ -365,10 +364,11 @@ def train_or_load(config: TrainConfig, cache_dir: str | Path | None = None, verb
                 train(config, partial, resume=(partial / CONFIG_FILE).exists(), verbose=verbose)
             # A directory rename is atomic: the cache holds whole models or none.
             os.replace(partial, final)
-            origin = "trained"
-    trained = load_trained(final)
-    trained.origin = "imported" if (final / ORIGIN_FILE).is_file() else origin
-    return trained
+            trained_now = True
+    model = load_cached(config, cache_dir)
+    if trained_now:
+        model.origin = "trained"
+    return model
 
 
 def cache_folder(config: TrainConfig, cache_dir: str | Path | None = None) -> Path:

@@ -210,7 +210,7 @@ def book_copy(tmp_path) -> Path:
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--profile", "huge"], ["unknown profile 'huge'", "use one of smoke, quick, full"]),
+        (["--profile", "huge"], ["unknown profile 'huge'", "use one of smoke, quick, published, full"]),
         (["-p", "nosuch", "1"], ["unknown parameter 'nosuch'", "the chapters' parameters are", "n_faces"]),
         (["--chapter", "09_nosuch"], ["unknown chapter(s) 09_nosuch: the chapters are 01_background, 02_unet"]),
     ],
