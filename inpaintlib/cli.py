@@ -31,7 +31,8 @@ class _Parser(argparse.ArgumentParser):
 DEFAULT_FACE_IMAGES = 1000
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``inpaint`` argument parser: its commands train, evaluate, fill, export, book, models and data."""
+    """The ``inpaint`` argument parser: its commands train, evaluate, fill, export, book, models, data,
+    assignment and grade."""
     parser = _Parser(prog="inpaint", description="Image inpainting on faces: train, evaluate, fill, build the book.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -166,6 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
     bundle_in.add_argument("bundle", help="a bundle's path, or its http(s) URL (downloaded, resumable)")
     bundle_in.add_argument("--sha256", metavar="HEX", help="the bundle's expected sha256, checked first")
 
+    assignment = commands.add_parser(
+        "assignment", help="write a chapter set up for one exercise",
+        description="Write the chapter of an exercise (inpaintlib/exercises.yml) set up for it: a cell that sets "
+        "its recipe after the profile, and a last cell that hands in its answers for inpaint grade.")
+    assignment.add_argument("exercise", help="the exercise's id, e.g. 2.1")
+    assignment.add_argument("-o", "--output", required=True, help="the notebook to write, e.g. exercise-2.1.ipynb")
+    grading = commands.add_parser(
+        "grade", help="check an executed submission's answers against their expected ranges",
+        description="Read the answers an executed submission (written by inpaint assignment) handed in and check "
+        "each against the range reference runs put it in, for the profile and data it ran with. Exit status: 0 "
+        "every check passed, 1 one failed, 2 the submission cannot be graded (one line says why).")
+    grading.add_argument("submission", help="the executed notebook")
+    grading.add_argument("--exercise", help="the exercise it must be (default: the one it hands in)")
+    grading.add_argument("--json", action="store_true", help="one JSON list of the checks")
+    grading.add_argument("--rerun", action="store_true", help="execute the submission first (papermill), "
+                         "into SUBMISSION-graded.ipynb beside it")
+    grading.add_argument("--profile", help="with --rerun: the profile to run it at (smoke, quick, ...)")
+    grading.add_argument("--timeout", type=int, default=1800, help="with --rerun: seconds a cell may run")
+
     data = commands.add_parser("data", help="load a data source and report its splits, or set CelebA up",
                                description="Load (and cache) each split of a data source and print its size; "
                                "inpaint data setup SOURCE makes CelebA ready first.")
@@ -184,12 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``inpaint`` command (``argv`` without the program's name; the process's arguments by
-    default); the exit status: 0, 2 for a user's mistake (one line on stderr), 1 for a failed book."""
+    default); the exit status: 0, 2 for a user's mistake (one line on stderr), 1 for a failed book or a
+    failed grading check."""
     from PIL import Image
 
     args = build_parser().parse_args(argv)
     commands = {"train": _train, "evaluate": _evaluate, "fill": _fill, "export": _export, "book": _book,
-                "models": _models, "data": _data}
+                "models": _models, "data": _data, "assignment": _assignment, "grade": _grade}
     with warnings.catch_warnings():
         warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
         # read_image decodes a large JPEG at reduced size and refuses what it cannot: PIL's alarm is noise here.
@@ -412,6 +433,36 @@ def _models(args) -> int:
     for row in bundles.import_bundle(args.bundle, args.sha256):
         print(f"{row['folder']}: {row['result']}")
     return 0
+
+
+def _assignment(args) -> int:
+    from inpaintlib.exercises import get_exercise, write_assignment
+
+    out = write_assignment(args.exercise, args.output)
+    exercise = get_exercise(args.exercise)
+    print(f"Wrote {out}: {exercise.chapter} set up for exercise {exercise.id} ({exercise.title}). Run it, "
+          f"then: inpaint grade {shlex.quote(str(out))}")
+    return 0
+
+
+def _grade(args) -> int:
+    from inpaintlib.exercises import SubmissionError, grade, rerun
+
+    path = Path(args.submission)
+    if not path.is_file():
+        raise SubmissionError(f"{path} does not exist: name the executed notebook to grade")
+    if args.profile and not args.rerun:
+        raise ConfigError("--profile sets the profile of a rerun: add --rerun")
+    if args.rerun:
+        path = rerun(path, profile=args.profile, timeout=args.timeout)
+    rows = grade(path, args.exercise)
+    if args.json:
+        print(json.dumps(rows))
+    for row in rows if not args.json else []:
+        low, high = row["expected"]
+        print(f"{'pass' if row['passed'] else 'FAIL'}  {row['check']} = {row['found']:.4g} "
+              f"(expected {low:.4g} to {high:.4g})")
+    return 0 if all(row["passed"] for row in rows) else 1
 
 
 def _data(args) -> int:

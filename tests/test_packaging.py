@@ -106,4 +106,4 @@ def test_the_wheel_carries_the_profiles(tmp_path):
                             cwd=source, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     wheel = tmp_path / "dist" / result.stdout.split()[-1]
-    assert "inpaintlib/profiles.yml" in zipfile.ZipFile(wheel).namelist()
+    assert {"inpaintlib/profiles.yml", "inpaintlib/exercises.yml"} <= set(zipfile.ZipFile(wheel).namelist())

@@ -1,0 +1,238 @@
+"""Exercises as data: what each one changes, what a submission hands in, and how it is graded.
+
+``inpaintlib/exercises.yml`` holds, for each exercise (``"2.1"``), its chapter, its *recipe* (the
+parameters it changes), its *answers* (expressions over the chapter's variables, evaluated at its
+end) and the range each answer fell in on reference runs, by profile and data, with the command
+that measured them. ``inpaint assignment 2.1 -o a.ipynb`` writes the chapter set up for it: the
+recipe in its parameters cell, and a hand-in cell at its end that glues the answers
+(:func:`.hand_in`). ``inpaint grade a.ipynb`` reads them back from the executed notebook and
+checks each one against its range (:func:`.grade`).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from inpaintlib.errors import ConfigError, InpaintError
+
+#: Package data, beside profiles.yml.
+EXERCISES_FILE = Path(__file__).with_name("exercises.yml")
+#: The name the hand-in cell glues the exercise's id, parameters, profile and data under.
+HAND_IN = "exercise"
+#: The tags of the cells inpaint assignment adds: the recipe's, and the hand-in (the last).
+RECIPE_TAG, HAND_IN_TAG = "exercise-recipe", "hand-in"
+
+
+class SubmissionError(InpaintError):
+    """A submission that cannot be graded: not a notebook, not run, run with an error, an answer
+    missing, another exercise, or parameters that are not the recipe's."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise of :data:`EXERCISES_FILE`."""
+
+    id: str
+    chapter: str
+    title: str
+    recipe: dict
+    answers: dict
+    #: profile -> data ("synthetic" or "celeba") -> answer -> [low, high]
+    expected: dict
+
+    def answer_name(self, answer: str) -> str:
+        """The name the hand-in cell glues an answer under: ``answer_2_1_psnr_hole``."""
+        return f"answer_{self.id.replace('.', '_')}_{answer}"
+
+
+def load_exercises(path: str | Path = EXERCISES_FILE) -> dict[str, Exercise]:
+    """Every exercise of the exercises file, by id."""
+    try:
+        entries = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read the exercises file {path}: {error}") from None
+    return {str(key): Exercise(id=str(key), chapter=entry["chapter"], title=entry["title"],
+                               recipe=entry.get("recipe") or {}, answers=entry["answers"],
+                               expected=entry.get("expected") or {})
+            for key, entry in entries.items()}
+
+
+def get_exercise(exercise_id: str, exercises: dict | None = None) -> Exercise:
+    """The exercise with this id; a :class:`.ConfigError` naming the ids there are otherwise."""
+    exercises = load_exercises() if exercises is None else exercises
+    if str(exercise_id) not in exercises:
+        raise ConfigError(f"no exercise {exercise_id!r}: the exercises are {', '.join(exercises)}")
+    return exercises[str(exercise_id)]
+
+
+def write_assignment(exercise_id: str, out: str | Path, root: str | Path | None = None) -> Path:
+    """Write the chapter of an exercise set up for it: a cell after the set-up cell that sets the
+    recipe (after the profile, so that no profile undoes it, papermill's ``-p profile smoke``
+    included), a note at the top that says so, and a last cell that hands in the answers.
+
+    Returns the path written (atomically).
+    """
+    import nbformat
+
+    from inpaintlib.book import find_book_root
+    from inpaintlib.files import atomic_write
+
+    exercise = get_exercise(exercise_id)
+    chapter = find_book_root(root) / "book" / f"{exercise.chapter}.ipynb"
+    notebook = nbformat.read(chapter, as_version=4)
+    cells = notebook.cells
+    set_up = 1 + next(i for i, cell in enumerate(cells) if "parameters" in cell.metadata.get("tags", []))
+    recipe = "\n".join(f"{name} = {value!r}" for name, value in exercise.recipe.items())
+    cells.insert(set_up + 1, nbformat.v4.new_code_cell(
+        f"# Exercise {exercise.id}: its recipe, set after the profile so that no profile undoes it.\n{recipe}",
+        metadata={"tags": [RECIPE_TAG]}))
+    answers = "\n".join(f"- `{exercise.answer_name(name)}`: `{expression}`" for name, expression in exercise.answers.items())
+    changes = ", ".join(f"`{name} = {value!r}`" for name, value in exercise.recipe.items())
+    cells.insert(1, nbformat.v4.new_markdown_cell(
+        f"**Exercise {exercise.id}: {exercise.title}.** This notebook is set up for it: the cell after the "
+        f"set-up sets its recipe ({changes}). Its last cell hands in, computed from the run:\n\n{answers}\n\n"
+        f"Run the whole notebook, then grade it with `inpaint grade {Path(out).name}`."))
+    cells.append(nbformat.v4.new_code_cell(
+        f"# Exercise {exercise.id}: what you hand in (inpaint grade reads it). Leave it as it is.\n"
+        f"from inpaintlib.exercises import hand_in\n\nhand_in({exercise.id!r}, globals())",
+        metadata={"tags": [HAND_IN_TAG]}))
+    for index, cell in enumerate(cells):  # nbformat 4.5 wants every cell to have an id
+        cell.setdefault("id", f"exercise-{index}")
+    notebook.metadata["inpaintlib"] = {"exercise": exercise.id}
+    out = Path(out)
+    with atomic_write(out) as stream:
+        stream.write(nbformat.writes(notebook).encode())
+    return out
+
+
+def hand_in(exercise_id: str, namespace: dict) -> dict:
+    """Glue an exercise's answers, evaluated in the chapter's variables, for :func:`.grade`, with
+    what it needs to pick their range: the values of the recipe's parameters, the profile, any
+    value of that profile the run changed, and the data. Prints the answers."""
+    from myst_nb import glue
+
+    from inpaintlib.data import parse_data_spec
+    from inpaintlib.profiles import load_profiles
+
+    exercise = get_exercise(exercise_id)
+    answers = {name: float(eval(expression, namespace)) for name, expression in exercise.answers.items()}  # noqa: S307
+    for name, value in answers.items():
+        glue(exercise.answer_name(name), json.dumps(value), display=False)
+    # select_profile's label, "quick" or "quick with steps = 50": its profile, and what differs from it
+    profile = str(namespace.get("profile_name", "quick")).split(" with ")[0]
+    values = (load_profiles().get(profile) or {}).get(exercise.chapter) or {}
+    changed = {name: namespace.get(name) for name, value in values.items()
+               if name not in exercise.recipe and namespace.get(name) != value}
+    record = {"id": exercise.id, "parameters": {name: namespace.get(name) for name in exercise.recipe},
+              "profile": profile, "changed": changed, "data": parse_data_spec(namespace.get("data", "auto")).kind}
+    glue(HAND_IN, json.dumps(record, default=str), display=False)
+    for name, value in answers.items():
+        print(f"{exercise.answer_name(name)} = {value:.4g}")
+    return answers
+
+
+def handed_in(submission: str | Path, exercise_id: str | None = None) -> tuple[Exercise, dict, dict]:
+    """Read an executed submission: its exercise, its hand-in record and its answers.
+
+    Raises :class:`.SubmissionError`, naming the problem and the fix, for a submission that cannot
+    be graded: not a notebook, run with an error or not run, nothing handed in, another exercise
+    than ``exercise_id``, parameters that are not the recipe's, a profile's value changed, or an
+    answer missing.
+    """
+    import nbformat
+
+    path = Path(submission)
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except Exception as error:  # nbformat raises whatever its JSON and schema readers raise
+        raise SubmissionError(f"{path} is not a notebook ({type(error).__name__}: {error})") from None
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    errors = [(cell, output) for cell in code for output in cell.get("outputs", []) if output.output_type == "error"]
+    if errors:
+        cell, error = errors[0]
+        raise SubmissionError(f"{path.name} ran with an error, in cell {cell.execution_count}: {error.ename}: "
+                              f"{error.evalue} (fix it and run the notebook again)")
+    glued = _glued(notebook)
+    if HAND_IN not in glued:
+        ran = any(cell.get("execution_count") for cell in code)
+        raise SubmissionError(f"{path.name} hands nothing in: " + (
+            "run its last cell, the hand-in cell that inpaint assignment writes" if ran
+            else "it was not run; run it, or grade it with --rerun"))
+    record = glued[HAND_IN]
+    exercise = get_exercise(exercise_id or record["id"])
+    if record["id"] != exercise.id:
+        raise SubmissionError(f"{path.name} hands in exercise {record['id']}, not {exercise.id}")
+    wrong = {name: value for name, value in record["parameters"].items() if value != exercise.recipe[name]}
+    if wrong:
+        raise SubmissionError(f"{path.name}'s parameters are not exercise {exercise.id}'s recipe: " + ", ".join(
+            f"{name} = {value!r} (the recipe sets {exercise.recipe[name]!r})" for name, value in wrong.items()))
+    if record["changed"]:
+        raise SubmissionError(f"{path.name} ran the {record['profile']} profile with " + ", ".join(
+            f"{name} = {value!r}" for name, value in record["changed"].items())
+            + f", which exercise {exercise.id} does not change: its reference ranges hold for the profile "
+            f"and the recipe alone")
+    missing = [exercise.answer_name(name) for name in exercise.answers if exercise.answer_name(name) not in glued]
+    if missing:
+        raise SubmissionError(f"{path.name} does not hand in {', '.join(missing)}: run its hand-in cell again")
+    return exercise, record, {name: glued[exercise.answer_name(name)] for name in exercise.answers}
+
+
+def grade(submission: str | Path, exercise_id: str | None = None) -> list[dict]:
+    """Grade an executed submission: each answer against its range for the run's profile and data.
+
+    Returns one row per answer, ``{"check", "passed", "expected", "found"}``; a submission that
+    cannot be graded raises :class:`.SubmissionError` (see :func:`.handed_in`).
+    """
+    exercise, record, answers = handed_in(submission, exercise_id)
+    profile, data = record["profile"], record["data"]
+    ranges = exercise.expected.get(profile, {}).get(data)
+    if ranges is None:
+        measured = ", ".join(f"the {p} profile on {d} data" for p, by_data in exercise.expected.items()
+                             for d in by_data) or "none yet"
+        raise SubmissionError(f"exercise {exercise.id} has no reference range for the {profile} profile on {data} "
+                              f"data (measured: {measured}): run it as one of those")
+    return [{"check": exercise.answer_name(name), "passed": ranges[name][0] <= found <= ranges[name][1],
+             "expected": ranges[name], "found": found} for name, found in answers.items()]
+
+
+def _glued(notebook) -> dict:
+    """Every value an executed notebook glued as JSON text (``glue(name, json.dumps(value))``), by name."""
+    values = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = next((value for kind, value in output.get("data", {}).items() if kind.endswith("text/plain")), None)
+            if name and text is not None:
+                try:
+                    values[name] = json.loads(ast.literal_eval(text))
+                except (ValueError, SyntaxError, TypeError):
+                    continue  # glued as something other than JSON text: not an answer
+    return values
+
+
+def rerun(submission: str | Path, profile: str | None = None, timeout: int = 1800) -> Path:
+    """Execute a submission with papermill (at ``profile`` when given), each cell within
+    ``timeout`` seconds, into ``<name>-graded.ipynb`` beside it; that path."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError
+
+    path = Path(submission)
+    out = path.with_name(f"{path.stem}-graded.ipynb")
+    try:
+        papermill.execute_notebook(str(path), str(out), parameters={"profile": profile} if profile else {},
+                                   cwd=str(path.parent), kernel_name="python3", progress_bar=False,
+                                   execution_timeout=timeout)
+    except papermill.PapermillExecutionError as error:
+        raise SubmissionError(f"{path.name} failed when run again, in cell {error.exec_count}: {error.ename}: "
+                              f"{error.evalue} (the run is in {out})") from None
+    except CellTimeoutError:
+        raise SubmissionError(f"a cell of {path.name} ran longer than {timeout} s: raise --timeout, or run it "
+                              f"at a smaller profile (--profile smoke)") from None
+    except Exception as error:  # papermill's readers: a file that is not a notebook
+        raise SubmissionError(f"{path} is not a notebook papermill can run ({type(error).__name__}: {error})") from None
+    return out

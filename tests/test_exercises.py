@@ -1,0 +1,162 @@
+"""Exercises as data: assignments set up for one exercise, hand-ins, and grading (inpaintlib.exercises)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from conftest import REPO
+from inpaintlib.book import declared_parameters
+from inpaintlib.cli import main
+from inpaintlib.exercises import HAND_IN, HAND_IN_TAG, RECIPE_TAG, grade, load_exercises, write_assignment
+
+EXERCISES = load_exercises()
+
+
+def test_every_exercise_names_its_chapters_parameters_and_a_range_for_each_answer():
+    assert EXERCISES, "the exercises file is not empty"
+    for exercise in EXERCISES.values():
+        declared = declared_parameters(REPO / "book" / f"{exercise.chapter}.ipynb")
+        assert set(exercise.recipe) <= declared, exercise.id
+        assert exercise.answers and exercise.expected, exercise.id
+        for by_data in exercise.expected.values():
+            for ranges in by_data.values():
+                assert set(ranges) == set(exercise.answers), exercise.id
+                assert all(low <= high for low, high in ranges.values()), exercise.id
+
+
+@pytest.mark.parametrize("exercise_id", list(EXERCISES))
+def test_an_assignment_sets_the_recipe_after_the_profile_and_hands_in_last(exercise_id, tmp_path):
+    exercise = EXERCISES[exercise_id]
+    out = write_assignment(exercise_id, tmp_path / "a.ipynb")
+    chapter = nbformat.read(REPO / "book" / f"{exercise.chapter}.ipynb", as_version=4)
+    written = nbformat.read(out, as_version=4)
+    nbformat.validate(written)
+    assert len(written.cells) == len(chapter.cells) + 3 and written.metadata["inpaintlib"] == {"exercise": exercise_id}
+    tags = [cell.metadata.get("tags", []) for cell in written.cells]
+    recipe_at = next(i for i, t in enumerate(tags) if RECIPE_TAG in t)
+    assert "parameters" in tags[recipe_at - 2] and "select_profile(" in written.cells[recipe_at - 1].source
+    for name, value in exercise.recipe.items():
+        assert f"{name} = {value!r}" in written.cells[recipe_at].source
+    assert HAND_IN_TAG in tags[-1] and f"hand_in({exercise_id!r}, globals())" in written.cells[-1].source
+    assert f"Exercise {exercise_id}: {exercise.title}" in written.cells[1].source
+
+
+def ran(assignment, record: dict, answers: dict, error: bool = False):
+    """The assignment as if executed: the hand-in cell's glued outputs (or an error in it)."""
+    notebook = nbformat.read(assignment, as_version=4)
+    for count, cell in enumerate((c for c in notebook.cells if c.cell_type == "code"), 1):
+        cell.execution_count = count
+    hand_in = notebook.cells[-1]
+    if error:
+        hand_in.outputs = [nbformat.v4.new_output("error", ename="NameError", evalue="name 'scores' is not defined",
+                                                  traceback=[])]
+    else:
+        hand_in.outputs = [nbformat.v4.new_output(
+            "display_data", data={f"application/papermill.record/text/plain": repr(json.dumps(value))},
+            metadata={"scrapbook": {"name": name, "mime_prefix": "application/papermill.record/"}})
+            for name, value in {**answers, HAND_IN: record}.items()]
+    nbformat.write(notebook, assignment)
+    return assignment
+
+
+def handed(exercise_id: str, tmp_path, inside: bool = True, **record):
+    """A submission of ``exercise_id`` at the smoke profile on synthetic faces, every answer inside its
+    range (or above it), with the record's fields replaced by ``record``."""
+    exercise = EXERCISES[exercise_id]
+    ranges = exercise.expected["smoke"]["synthetic"]
+    answers = {exercise.answer_name(name): (low + high) / 2 if inside else high + 1
+               for name, (low, high) in ranges.items()}
+    base = {"id": exercise_id, "parameters": dict(exercise.recipe), "profile": "smoke", "changed": {},
+            "data": "synthetic"}
+    return ran(write_assignment(exercise_id, tmp_path / "s.ipynb"), {**base, **record}, answers)
+
+
+def test_grading_checks_each_answer_against_its_range(tmp_path, capsys):
+    rows = grade(handed("2.2", tmp_path))
+    assert [row["passed"] for row in rows] == [True] and rows[0]["check"] == "answer_2_2_psnr_hole"
+    assert main(["grade", str(tmp_path / "s.ipynb")]) == 0
+    assert capsys.readouterr().out.startswith("pass  answer_2_2_psnr_hole = ")
+    handed("2.5", tmp_path, inside=False)
+    assert main(["grade", str(tmp_path / "s.ipynb"), "--json"]) == 1
+    checks = json.loads(capsys.readouterr().out)
+    assert [row["check"] for row in checks] == ["answer_2_5_psnr_hole", "answer_2_5_sharpness"]
+    assert not any(row["passed"] for row in checks) and all(row["found"] > row["expected"][1] for row in checks)
+
+
+def submission_mistakes():
+    def text_file(tmp_path):
+        (tmp_path / "s.ipynb").write_text("not json")
+        return []
+
+    def not_run(tmp_path):
+        write_assignment("2.2", tmp_path / "s.ipynb")
+        return []
+
+    def error(tmp_path):
+        ran(write_assignment("2.2", tmp_path / "s.ipynb"), {}, {}, error=True)
+        return []
+
+    def unmodified(tmp_path):  # the recipe's value put back: the chapter as it is
+        handed("2.2", tmp_path, parameters={"mask_channel": True})
+        return []
+
+    return {
+        "not-a-notebook": (text_file, "s.ipynb is not a notebook (NotJSONError"),
+        "not-run": (not_run, "s.ipynb hands nothing in: it was not run; run it, or grade it with --rerun"),
+        "ran-with-an-error": (error, "s.ipynb ran with an error, in cell"),
+        "another-exercise": (lambda t: handed("2.2", t) and ["--exercise", "2.1"],
+                             "s.ipynb hands in exercise 2.2, not 2.1"),
+        "unmodified-chapter": (unmodified, "s.ipynb's parameters are not exercise 2.2's recipe: mask_channel = True "
+                                           "(the recipe sets False)"),
+        "a-profile-value-changed": (lambda t: handed("2.2", t, changed={"steps": 50}) and [],
+                                    "s.ipynb ran the smoke profile with steps = 50, which exercise 2.2 does not change"),
+        "no-range-for-its-profile": (lambda t: handed("2.2", t, profile="full") and [],
+                                     "exercise 2.2 has no reference range for the full profile on synthetic data"),
+        "unknown-exercise": (lambda t: handed("2.2", t) and ["--exercise", "9.9"], "no exercise '9.9': the exercises are 2.1"),
+    }
+
+
+@pytest.mark.parametrize("case", list(submission_mistakes()))
+def test_a_submission_that_cannot_be_graded_is_one_line_and_exit_2(case, tmp_path, capsys):
+    make, expected = submission_mistakes()[case]
+    extra = make(tmp_path)
+    assert main(["grade", str(tmp_path / "s.ipynb"), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("inpaint: error: ") and expected in err, err
+
+
+def test_assignment_mistakes_are_one_line(tmp_path, capsys):
+    assert main(["assignment", "9.9", "-o", str(tmp_path / "a.ipynb")]) == 2
+    assert "no exercise '9.9': the exercises are 2.1, 2.2" in capsys.readouterr().err
+    assert main(["grade", str(tmp_path / "absent.ipynb")]) == 2
+    assert "absent.ipynb does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "a.ipynb").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exercise_id", ["2.3"])  # depth: a value the smoke profile sets too
+def test_an_assignment_run_at_the_smoke_profile_passes_and_the_unmodified_chapter_does_not(exercise_id, tmp_path):
+    """inpaint assignment, then papermill at the smoke profile, then inpaint grade: passes. The same
+    chapter without the recipe's cell (the chapter as it is) fails the recipe's check."""
+    env = {**os.environ, "CELEBA_DIR": "", "INPAINTLIB_CACHE": str(tmp_path / "cache")}
+    cli = [sys.executable, "-m", "inpaintlib.cli"]
+    subprocess.run([*cli, "assignment", exercise_id, "-o", str(tmp_path / "a.ipynb")], check=True, env=env)
+    unmodified = nbformat.read(tmp_path / "a.ipynb", as_version=4)
+    unmodified.cells = [cell for cell in unmodified.cells if RECIPE_TAG not in cell.metadata.get("tags", [])]
+    nbformat.write(unmodified, tmp_path / "u.ipynb")
+    for name in ("a", "u"):
+        subprocess.run([sys.executable, "-m", "papermill", f"{name}.ipynb", f"{name}-run.ipynb", "-p", "profile",
+                        "smoke", "--no-progress-bar"], check=True, env=env, cwd=tmp_path, capture_output=True)
+    graded = subprocess.run([*cli, "grade", "a-run.ipynb"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    assert graded.stdout.count("pass  ") == len(EXERCISES[exercise_id].answers)
+    graded = subprocess.run([*cli, "grade", "u-run.ipynb"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    name, value = next(iter(EXERCISES[exercise_id].recipe.items()))
+    assert graded.returncode == 2 and f"parameters are not exercise {exercise_id}'s recipe: {name} = " in graded.stderr
+    assert f"(the recipe sets {value!r})" in graded.stderr
