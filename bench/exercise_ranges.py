@@ -58,7 +58,7 @@ def main() -> int:
     print(json.dumps({"profile": args.profile, "data": data, "seeds": args.seeds, "exercises": results}, indent=1))
     if args.write:
         text = EXERCISES_FILE.read_text()
-        header = text[:text.index('\n"')] + "\n"
+        header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))  # the comments
         entries = yaml.safe_load(text)
         for exercise_id, result in results.items():
             entries[exercise_id].setdefault("expected", {}).setdefault(args.profile, {})[data] = result["range"]

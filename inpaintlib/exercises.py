@@ -24,8 +24,10 @@ from inpaintlib.errors import ConfigError, InpaintError
 EXERCISES_FILE = Path(__file__).with_name("exercises.yml")
 #: The name the hand-in cell glues the exercise's id, parameters, profile and data under.
 HAND_IN = "exercise"
-#: The tags of the cells inpaint assignment adds: the recipe's, and the hand-in (the last).
-RECIPE_TAG, HAND_IN_TAG = "exercise-recipe", "hand-in"
+#: The tag of the cell inpaint assignment adds to set the recipe.
+RECIPE_TAG = "exercise-recipe"
+#: The tag of the hand-in cell, the last one inpaint assignment adds.
+HAND_IN_TAG = "hand-in"
 
 
 class SubmissionError(InpaintError):
@@ -83,6 +85,9 @@ def write_assignment(exercise_id: str, out: str | Path, root: str | Path | None 
     from inpaintlib.files import atomic_write
 
     exercise = get_exercise(exercise_id)
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
     chapter = find_book_root(root) / "book" / f"{exercise.chapter}.ipynb"
     notebook = nbformat.read(chapter, as_version=4)
     cells = notebook.cells
@@ -104,7 +109,6 @@ def write_assignment(exercise_id: str, out: str | Path, root: str | Path | None 
     for index, cell in enumerate(cells):  # nbformat 4.5 wants every cell to have an id
         cell.setdefault("id", f"exercise-{index}")
     notebook.metadata["inpaintlib"] = {"exercise": exercise.id}
-    out = Path(out)
     with atomic_write(out) as stream:
         stream.write(nbformat.writes(notebook).encode())
     return out

@@ -365,10 +365,8 @@ def train_or_load(config: TrainConfig, cache_dir: str | Path | None = None, verb
             # A directory rename is atomic: the cache holds whole models or none.
             os.replace(partial, final)
             trained_now = True
-    model = load_cached(config, cache_dir)
-    if trained_now:
-        model.origin = "trained"
-    return model
+    # Load the folder the key named when this call began: the code (and so the key) may change meanwhile.
+    return _from_cache(final, "trained" if trained_now else "cache")
 
 
 def cache_folder(config: TrainConfig, cache_dir: str | Path | None = None) -> Path:
@@ -379,11 +377,14 @@ def cache_folder(config: TrainConfig, cache_dir: str | Path | None = None) -> Pa
 def load_cached(config: TrainConfig, cache_dir: str | Path | None = None) -> TrainedModel | None:
     """The model ``config`` describes if the cache holds it (trained or imported), else None; never trains."""
     final = cache_folder(config.validate(), cache_dir)
-    if not (final / MODEL_FILE).is_file():
-        return None
-    cached = load_trained(final)
-    cached.origin = "imported" if (final / ORIGIN_FILE).is_file() else "cache"
-    return cached
+    return _from_cache(final) if (final / MODEL_FILE).is_file() else None
+
+
+def _from_cache(final: Path, origin: str = "cache") -> TrainedModel:
+    """A cache folder's model, with where it came from: imported from a bundle, else ``origin``."""
+    model = load_trained(final)
+    model.origin = "imported" if (final / ORIGIN_FILE).is_file() else origin
+    return model
 
 
 def full_recipe_of(model: TrainedModel, cache_dir: str | Path | None = None) -> TrainedModel | None:

@@ -175,6 +175,21 @@ def test_train_or_load_trains_once_per_config(tmp_path, monkeypatch):
         train_or_load(TrainConfig(steps=4, checkpoint_every=2, seed=1, **TINY), cache_dir=tmp_path)
 
 
+def test_train_or_load_returns_what_it_trained_when_the_code_changes_meanwhile(tmp_path, monkeypatch):
+    """An edit to the package while a model trains (a chapter run in one window, the library edited in
+    another) changes the key a second look would compute: the model trained is still the one returned."""
+    real_train = training.train
+
+    def train_then_edit(*args, **kwargs):
+        trained = real_train(*args, **kwargs)
+        monkeypatch.setattr("inpaintlib.provenance.code_digest", lambda: "edited meanwhile")
+        return trained
+
+    monkeypatch.setattr(training, "train", train_then_edit)
+    model = train_or_load(TrainConfig(steps=2, checkpoint_every=2, **TINY), cache_dir=tmp_path, verbose=0)
+    assert model.origin == "trained" and (model.path / "model.keras").is_file()
+
+
 def test_train_or_load_resumes_an_interrupted_cache_entry(tmp_path, monkeypatch):
     config = TrainConfig(steps=6, checkpoint_every=2, **TINY)
     real_fit = training.keras.Model.fit
