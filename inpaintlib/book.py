@@ -289,17 +289,32 @@ def _try_it_assets(staging: Path, root: Path, data: str) -> None:
 
 def glued(notebook: Path, name: str):
     """The value an executed chapter glued under ``name`` (myst-nb's ``glue`` of a JSON string)."""
-    import ast
-
     import nbformat
 
-    for cell in nbformat.read(notebook, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            if output.get("metadata", {}).get("scrapbook", {}).get("name") == name:
-                # glue(display=False) stores it under a prefixed MIME type, application/papermill.record/...
-                text = next(value for key, value in output["data"].items() if key.endswith("text/plain"))
-                return json.loads(ast.literal_eval(text))
+    values = glued_values(nbformat.read(notebook, as_version=4))
+    if name in values:
+        return values[name]
     raise ChapterError(f"{notebook.name} glued nothing named {name!r}")
+
+
+def glued_values(notebook) -> dict:
+    """Every value an executed notebook (an nbformat node) glued as JSON text
+    (``glue(name, json.dumps(value))``), by name; the first where a name is glued twice."""
+    import ast
+
+    values = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            # glue(display=False) stores it under a prefixed MIME type, application/papermill.record/...
+            text = next((value for key, value in output.get("data", {}).items() if key.endswith("text/plain")), None)
+            if name is None or text is None or name in values:
+                continue
+            try:
+                values[name] = json.loads(ast.literal_eval(text))
+            except (ValueError, SyntaxError, TypeError):
+                continue  # glued as something other than JSON text (a figure, Markdown)
+    return values
 
 
 def _toc_without(node, files: set[str]):

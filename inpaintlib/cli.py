@@ -458,10 +458,11 @@ def _grade(args) -> int:
     rows = grade(path, args.exercise)
     if args.json:
         print(json.dumps(rows))
-    for row in rows if not args.json else []:
-        low, high = row["expected"]
-        print(f"{'pass' if row['passed'] else 'FAIL'}  {row['check']} = {row['found']:.4g} "
-              f"(expected {low:.4g} to {high:.4g})")
+    else:
+        for row in rows:
+            low, high = row["expected"]
+            print(f"{'pass' if row['passed'] else 'FAIL'}  {row['check']} = {row['found']:.4g} "
+                  f"(expected {low:.4g} to {high:.4g})")
     return 0 if all(row["passed"] for row in rows) else 1
 
 

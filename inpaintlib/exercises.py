@@ -11,13 +11,13 @@ checks each one against its range (:func:`.grade`).
 
 from __future__ import annotations
 
-import ast
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from inpaintlib.book import find_book_root, glued_values
 from inpaintlib.errors import ConfigError, InpaintError
 
 #: Package data, beside profiles.yml.
@@ -81,7 +81,6 @@ def write_assignment(exercise_id: str, out: str | Path, root: str | Path | None 
     """
     import nbformat
 
-    from inpaintlib.book import find_book_root
     from inpaintlib.files import atomic_write
 
     exercise = get_exercise(exercise_id)
@@ -121,7 +120,7 @@ def hand_in(exercise_id: str, namespace: dict) -> dict:
     from myst_nb import glue
 
     from inpaintlib.data import parse_data_spec
-    from inpaintlib.profiles import load_profiles
+    from inpaintlib.profiles import changed_values, load_profiles
 
     exercise = get_exercise(exercise_id)
     answers = {name: float(eval(expression, namespace)) for name, expression in exercise.answers.items()}  # noqa: S307
@@ -130,8 +129,7 @@ def hand_in(exercise_id: str, namespace: dict) -> dict:
     # select_profile's label, "quick" or "quick with steps = 50": its profile, and what differs from it
     profile = str(namespace.get("profile_name", "quick")).split(" with ")[0]
     values = (load_profiles().get(profile) or {}).get(exercise.chapter) or {}
-    changed = {name: namespace.get(name) for name, value in values.items()
-               if name not in exercise.recipe and namespace.get(name) != value}
+    changed = {name: value for name, value in changed_values(values, namespace).items() if name not in exercise.recipe}
     record = {"id": exercise.id, "parameters": {name: namespace.get(name) for name in exercise.recipe},
               "profile": profile, "changed": changed, "data": parse_data_spec(namespace.get("data", "auto")).kind}
     glue(HAND_IN, json.dumps(record, default=str), display=False)
@@ -161,7 +159,7 @@ def handed_in(submission: str | Path, exercise_id: str | None = None) -> tuple[E
         cell, error = errors[0]
         raise SubmissionError(f"{path.name} ran with an error, in cell {cell.execution_count}: {error.ename}: "
                               f"{error.evalue} (fix it and run the notebook again)")
-    glued = _glued(notebook)
+    glued = glued_values(notebook)
     if HAND_IN not in glued:
         ran = any(cell.get("execution_count") for cell in code)
         raise SubmissionError(f"{path.name} hands nothing in: " + (
@@ -202,21 +200,6 @@ def grade(submission: str | Path, exercise_id: str | None = None) -> list[dict]:
                               f"data (measured: {measured}): run it as one of those")
     return [{"check": exercise.answer_name(name), "passed": ranges[name][0] <= found <= ranges[name][1],
              "expected": ranges[name], "found": found} for name, found in answers.items()]
-
-
-def _glued(notebook) -> dict:
-    """Every value an executed notebook glued as JSON text (``glue(name, json.dumps(value))``), by name."""
-    values = {}
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            text = next((value for kind, value in output.get("data", {}).items() if kind.endswith("text/plain")), None)
-            if name and text is not None:
-                try:
-                    values[name] = json.loads(ast.literal_eval(text))
-                except (ValueError, SyntaxError, TypeError):
-                    continue  # glued as something other than JSON text: not an answer
-    return values
 
 
 def rerun(submission: str | Path, profile: str | None = None, timeout: int = 1800) -> Path:

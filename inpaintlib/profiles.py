@@ -197,9 +197,9 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
         return label
     if profile not in (AUTO, CELL, *profiles):
         raise ConfigError(f"unknown profile {profile!r}: use one of {', '.join((AUTO, CELL, *profiles))}")
-    own = (profiles.get(OWN_VALUES_PROFILE) or {}).get(chapter) or {}
-    own_label = _with_values(OWN_VALUES_PROFILE, {name: namespace[name] for name in own
-                                                  if name in namespace and namespace[name] != own[name]})
+    # What the reader changed of the chapter's own values (the quick profile spells them out).
+    edited = changed_values((profiles.get(OWN_VALUES_PROFILE) or {}).get(chapter) or {}, namespace)
+    own_label = _with_values(OWN_VALUES_PROFILE, edited)
     if profile == CELL:
         print('Profile: the parameters as set above (profile = "cell")')
         return own_label
@@ -214,8 +214,7 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
     values = wanted = (profiles[profile] or {}).get(chapter) or {}
     kept = {}
     if reason:  # auto: a value the reader edited is theirs; only the chapter's own values are upgraded
-        kept = {name: namespace[name] for name in values if name in own and name in namespace
-                and namespace[name] != own[name]}
+        kept = {name: edited[name] for name in values if name in edited}
         values = {name: value for name, value in values.items() if name not in kept}
     unknown = set(values) - set(namespace)
     if unknown:  # a name the chapter lacks would be set and never read
@@ -228,6 +227,17 @@ def select_profile(chapter: str, profile: str, namespace: dict, profiles: dict |
             f"{name} = {value!r} ({profile} would set {wanted[name]!r})"
             for name, value in kept.items()))
     return _with_values(profile, kept)
+
+
+def changed_values(values: dict, namespace: dict) -> dict:
+    """The names of ``values`` whose value in ``namespace`` differs, with that value.
+
+    Examples
+    --------
+    >>> changed_values({"steps": 300, "batch_size": 32}, {"steps": 50, "batch_size": 32})
+    {'steps': 50}
+    """
+    return {name: namespace[name] for name in values if name in namespace and namespace[name] != values[name]}
 
 
 def _with_values(profile: str, values: dict) -> str:

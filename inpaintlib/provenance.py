@@ -119,8 +119,7 @@ def scale_note(profile: str, models, full_models=()) -> str:
     from inpaintlib.profiles import ACCELERATOR_PROFILE, recipe_config
 
     minutes = sum(model.training_seconds for model in models) / 60
-    # run.json names the device as describe_device does, "TensorFlow X on the CPU (...)".
-    devices = sorted({model.run.get("device", "").partition(" on ")[2] for model in models} - {""})
+    devices = sorted({model.device for model in models} - {""})
     spent = (f"{minutes:.0f} minutes" if minutes >= 1.5 else "one minute" if minutes >= 0.5 else
              "less than a minute") + f" of training on {' and '.join(devices) or 'this machine'}"
     text = [f"The **{profile}** profile. " + "; ".join(model.scale() for model in models) + "."]

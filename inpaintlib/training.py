@@ -124,12 +124,17 @@ class TrainedModel:
         >>> TrainedModel(None, config, [{"step": 300, "seconds": 90.0}]).scale()
         'U-Net: 300 steps of 32, 1.5 min, trained in this run'
         """
-        # run.json names the device as describe_device does, "TensorFlow X on the CPU (...)".
-        device = self.run.get("device", "").partition(" on ")[2]
+        device = self.device
         where = {"trained": "trained in this run", "cache": "from the cache"}.get(
             self.origin, f"imported from {self.bundle}")
         return (f"{self.name}: {self.config.steps} steps of {self.config.batch_size}, "
                 f"{self.training_seconds / 60:.1f} min{f' on {device}' if device else ''}, {where}")
+
+    @property
+    def device(self) -> str:
+        """The device it trained on, as its run record names it ("the CPU (2 cores, no GPU)"); "" if unknown."""
+        # run.json names the device as describe_device does, "TensorFlow X on the CPU (...)".
+        return self.run.get("device", "").partition(" on ")[2]
 
     @property
     def training_seconds(self) -> float:
