@@ -6,8 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # smoke, quick or full: see inpaintlib/profiles.yml
 PROFILE ?= quick
+# CLASSROOM=1: a classroom edition, the exercises without their solutions
+CLASSROOM ?=
 
-.PHONY: book test test-fast bench install clean
+.PHONY: book test test-exercises test-fast bench install clean
 
 # Reinstall when the package's requirements change.
 $(VENV)/.installed: pyproject.toml
@@ -19,15 +21,19 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 book: install
-	$(BIN)/inpaint book --profile $(PROFILE)
+	$(BIN)/inpaint book --profile $(PROFILE) $(if $(CLASSROOM),--classroom)
 	@echo "Open _build/html/index.html in a browser."
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not chains"
+
+# Every exercise set, run at the smoke profile and graded (about 20 minutes; CI runs it after make test).
+test-exercises: install
+	$(BIN)/python -m pytest -m chains tests/test_exercise_chains.py
 
 # The edit loop: everything but the book builds, the kill tests and the longer trainings.
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not chains"
 
 bench: install
 	$(BIN)/python bench/data.py

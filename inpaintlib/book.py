@@ -9,6 +9,10 @@ An executed chapter is kept in ``_build/chapters/``, keyed by everything that
 shapes its run: the notebook, its parameters, the library's source, the data
 it resolves to, and the versions of TensorFlow and Keras. A rebuild that
 changes none of them re-renders the chapter without running it again.
+
+The exercises' solutions are cells tagged ``solution`` (collapsed blocks in the
+HTML); a classroom edition (``solutions=False``) leaves them out of the pages,
+after execution, so both editions share the executed chapters.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ SHARED_MODELS = {"chapter_2_unet": ("02_unet", "unet_config"), "chapter_3_vaegan
 #: The line of a chapter's install cell (its first) that names the commit it installs; the build
 #: writes the commit it was built from there, so a page's notebook installs the library it ran.
 INSTALL_COMMIT = 'commit = "main"'
+
+
+#: The tag of a chapter's solution cells, which a classroom edition and ``inpaint assignment`` leave out.
+SOLUTION_TAG = "solution"
 
 
 class ChapterError(RuntimeError):
@@ -93,6 +101,7 @@ def build_book(
     html: bool = True,
     rerun: bool = False,
     only: list[str] | None = None,
+    solutions: bool = True,
 ) -> Path:
     """Execute every chapter with a profile's parameters, then build the HTML.
 
@@ -115,6 +124,9 @@ def build_book(
         Chapter names (``"02_unet"``): a book of these chapters alone, with the
         pages that name no other chapter. The profile and the overrides are
         still checked against every chapter.
+    solutions : bool
+        Keep the exercises' solutions (collapsed blocks); False builds a classroom edition
+        without them (:func:`.drop_solutions`).
 
     Returns
     -------
@@ -164,7 +176,7 @@ def build_book(
         executed = kept / f"{chapter.stem}-{run_key(chapter, parameters[chapter.stem])}.ipynb"
         if executed.is_file() and not rerun:
             shutil.copy2(executed, target)
-            pin_install_cell(target, commit)
+            _publish(target, commit, solutions)
             print(f"{chapter.relative_to(root)}: unchanged since its last run, not executed again", flush=True)
             continue
         print(f"Executing {chapter.relative_to(root)} ({profile} profile) ...", flush=True)
@@ -186,7 +198,7 @@ def build_book(
             stale.unlink()
         with atomic_write(executed) as out, target.open("rb") as source:  # a killed build leaves no half chapter
             shutil.copyfileobj(source, out)
-        pin_install_cell(target, commit)
+        _publish(target, commit, solutions)
         print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
     if not html:
         return staging
@@ -217,6 +229,28 @@ def book_commit(root: Path) -> str | None:
     if changed:
         print(f"The chapters' install cells name commit {commit[:12]}, which lacks this working tree's changes")
     return commit
+
+
+def _publish(notebook: Path, commit: str | None, solutions: bool) -> None:
+    """Make a staged executed chapter the page a reader gets: its install cell pinned, and, in a
+    classroom edition, no solutions."""
+    pin_install_cell(notebook, commit)
+    if not solutions:
+        drop_solutions(notebook)
+
+
+def drop_solutions(notebook) -> int:
+    """Leave out a notebook's solution cells (tagged :data:`SOLUTION_TAG`); ``notebook`` is an
+    nbformat notebook, changed in place, or a path, rewritten. Returns how many were left out."""
+    import nbformat
+
+    path = None if isinstance(notebook, nbformat.NotebookNode) else Path(notebook)
+    chapter = nbformat.read(path, as_version=4) if path else notebook
+    kept = [cell for cell in chapter.cells if SOLUTION_TAG not in cell.metadata.get("tags", [])]
+    dropped, chapter.cells = len(chapter.cells) - len(kept), kept
+    if path:
+        nbformat.write(chapter, path)
+    return dropped
 
 
 def pin_install_cell(notebook: Path, commit: str | None) -> None:

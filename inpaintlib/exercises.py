@@ -6,7 +6,13 @@ end) and the range each answer fell in on reference runs, by profile and data, w
 that measured them. ``inpaint assignment 2.1 -o a.ipynb`` writes the chapter set up for it: the
 recipe in its parameters cell, and a hand-in cell at its end that glues the answers
 (:func:`.hand_in`). ``inpaint grade a.ipynb`` reads them back from the executed notebook and
-checks each one against its range (:func:`.grade`).
+checks each one against its range (:func:`.grade`). An exercise may also *ask* questions the
+student answers True or False in the hand-in cell, each graded by a rule over the run's own answers
+(chapter 4's capstone: is the U-Net still clearly ahead, by the run's paired interval?).
+
+Each chapter's solutions are collapsed blocks under its exercises, tagged ``solution`` (left out of
+assignments and of a classroom edition); :func:`.glue_solutions` gives them this run's values of
+the answers beside the recipe's reference ranges.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from inpaintlib.book import find_book_root, glued_values
+from inpaintlib.book import drop_solutions, find_book_root, glued_values
 from inpaintlib.errors import ConfigError, InpaintError
 
 #: Package data, beside profiles.yml.
@@ -46,6 +52,8 @@ class Exercise:
     answers: dict
     #: profile -> data ("synthetic" or "celeba") -> answer -> [low, high]
     expected: dict
+    #: question name -> its question and its rule (an expression over the answers that gives the right reply)
+    asks: dict
 
     def answer_name(self, answer: str) -> str:
         """The name the hand-in cell glues an answer under: ``answer_2_1_psnr_hole``."""
@@ -60,7 +68,7 @@ def load_exercises(path: str | Path = EXERCISES_FILE) -> dict[str, Exercise]:
         raise ConfigError(f"cannot read the exercises file {path}: {error}") from None
     return {str(key): Exercise(id=str(key), chapter=entry["chapter"], title=entry["title"],
                                recipe=entry.get("recipe") or {}, answers=entry["answers"],
-                               expected=entry.get("expected") or {})
+                               expected=entry.get("expected") or {}, asks=entry.get("asks") or {})
             for key, entry in entries.items()}
 
 
@@ -89,6 +97,7 @@ def write_assignment(exercise_id: str, out: str | Path, root: str | Path | None 
         raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
     chapter = find_book_root(root) / "book" / f"{exercise.chapter}.ipynb"
     notebook = nbformat.read(chapter, as_version=4)
+    drop_solutions(notebook)
     cells = notebook.cells
     set_up = 1 + next(i for i, cell in enumerate(cells) if "parameters" in cell.metadata.get("tags", []))
     recipe = "\n".join(f"{name} = {value!r}" for name, value in exercise.recipe.items())
@@ -96,14 +105,19 @@ def write_assignment(exercise_id: str, out: str | Path, root: str | Path | None 
         f"# Exercise {exercise.id}: its recipe, set after the profile so that no profile undoes it.\n{recipe}",
         metadata={"tags": [RECIPE_TAG]}))
     answers = "\n".join(f"- `{exercise.answer_name(name)}`: `{expression}`" for name, expression in exercise.answers.items())
+    answers += "".join(f"\n- `{name}`, your answer, `True` or `False`: {ask['question']}"
+                       for name, ask in exercise.asks.items())
     changes = ", ".join(f"`{name} = {value!r}`" for name, value in exercise.recipe.items())
     cells.insert(1, nbformat.v4.new_markdown_cell(
         f"**Exercise {exercise.id}: {exercise.title}.** This notebook is set up for it: the cell after the "
         f"set-up sets its recipe ({changes}). Its last cell hands in, computed from the run:\n\n{answers}\n\n"
         f"Run the whole notebook, then grade it with `inpaint grade {Path(out).name}`."))
+    questions = "".join(f"# {ask['question']} True or False:\n{name} = None\n" for name, ask in exercise.asks.items())
     cells.append(nbformat.v4.new_code_cell(
-        f"# Exercise {exercise.id}: what you hand in (inpaint grade reads it). Leave it as it is.\n"
-        f"from inpaintlib.exercises import hand_in\n\nhand_in({exercise.id!r}, globals())",
+        (f"# Exercise {exercise.id}: your answers, then what you hand in (inpaint grade reads both).\n"
+         f"{questions}\n" if questions else
+         f"# Exercise {exercise.id}: what you hand in (inpaint grade reads it). Leave it as it is.\n")
+        + f"from inpaintlib.exercises import hand_in\n\nhand_in({exercise.id!r}, globals())",
         metadata={"tags": [HAND_IN_TAG]}))
     for index, cell in enumerate(cells):  # nbformat 4.5 wants every cell to have an id
         cell.setdefault("id", f"exercise-{index}")
@@ -119,23 +133,33 @@ def hand_in(exercise_id: str, namespace: dict) -> dict:
     value of that profile the run changed, and the data. Prints the answers."""
     from myst_nb import glue
 
+    exercise = get_exercise(exercise_id)
+    answers = {name: float(eval(expression, namespace)) for name, expression in exercise.answers.items()}  # noqa: S307
+    # a reply computed with NumPy (numpy.bool_) is handed in as the plain bool it stands for
+    replies = {name: getattr(namespace.get(name), "item", lambda: namespace.get(name))() for name in exercise.asks}
+    for name, value in {**answers, **replies}.items():
+        glue(exercise.answer_name(name), json.dumps(value, default=str), display=False)
+    profile, changed, data = _run_of(exercise, namespace)
+    record = {"id": exercise.id, "parameters": {name: namespace.get(name) for name in exercise.recipe},
+              "profile": profile, "changed": changed, "data": data}
+    glue(HAND_IN, json.dumps(record, default=str), display=False)
+    for name, value in answers.items():
+        print(f"{exercise.answer_name(name)} = {value:.4g}")
+    for name, value in replies.items():
+        print(f"{exercise.answer_name(name)} = {value!r}")
+    return {**answers, **replies}
+
+
+def _run_of(exercise: Exercise, namespace: dict) -> tuple[str, dict, str]:
+    """A chapter run's profile, the values of it the run changed (other than the recipe's), and its data."""
     from inpaintlib.data import parse_data_spec
     from inpaintlib.profiles import changed_values, load_profiles
 
-    exercise = get_exercise(exercise_id)
-    answers = {name: float(eval(expression, namespace)) for name, expression in exercise.answers.items()}  # noqa: S307
-    for name, value in answers.items():
-        glue(exercise.answer_name(name), json.dumps(value), display=False)
     # select_profile's label, "quick" or "quick with steps = 50": its profile, and what differs from it
     profile = str(namespace.get("profile_name", "quick")).split(" with ")[0]
     values = (load_profiles().get(profile) or {}).get(exercise.chapter) or {}
     changed = {name: value for name, value in changed_values(values, namespace).items() if name not in exercise.recipe}
-    record = {"id": exercise.id, "parameters": {name: namespace.get(name) for name in exercise.recipe},
-              "profile": profile, "changed": changed, "data": parse_data_spec(namespace.get("data", "auto")).kind}
-    glue(HAND_IN, json.dumps(record, default=str), display=False)
-    for name, value in answers.items():
-        print(f"{exercise.answer_name(name)} = {value:.4g}")
-    return answers
+    return profile, changed, parse_data_spec(namespace.get("data", "auto")).kind
 
 
 def handed_in(submission: str | Path, exercise_id: str | None = None) -> tuple[Exercise, dict, dict]:
@@ -178,19 +202,26 @@ def handed_in(submission: str | Path, exercise_id: str | None = None) -> tuple[E
             f"{name} = {value!r}" for name, value in record["changed"].items())
             + f", which exercise {exercise.id} does not change: its reference ranges hold for the profile "
             f"and the recipe alone")
-    missing = [exercise.answer_name(name) for name in exercise.answers if exercise.answer_name(name) not in glued]
+    missing = [exercise.answer_name(name) for name in [*exercise.answers, *exercise.asks]
+               if exercise.answer_name(name) not in glued]
     if missing:
         raise SubmissionError(f"{path.name} does not hand in {', '.join(missing)}: run its hand-in cell again")
-    return exercise, record, {name: glued[exercise.answer_name(name)] for name in exercise.answers}
+    return exercise, record, {name: glued[exercise.answer_name(name)] for name in [*exercise.answers, *exercise.asks]}
 
 
 def grade(submission: str | Path, exercise_id: str | None = None) -> list[dict]:
     """Grade an executed submission: each answer against its range for the run's profile and data.
 
-    Returns one row per answer, ``{"check", "passed", "expected", "found"}``; a submission that
-    cannot be graded raises :class:`.SubmissionError` (see :func:`.handed_in`).
+    Returns one row per answer, ``{"check", "passed", "expected", "found"}`` (expected: its range),
+    then one per question, whose expected reply is what its ``rule`` gives on the run's answers (and
+    ``"rule"``); a submission that cannot be graded raises :class:`.SubmissionError` (see
+    :func:`.handed_in`).
     """
     exercise, record, answers = handed_in(submission, exercise_id)
+    for name, ask in exercise.asks.items():
+        if not isinstance(answers[name], bool):
+            raise SubmissionError(f"{Path(submission).name} does not answer {name} ({ask['question']}): set "
+                                  f"{name} = True or False in its last cell, then run that cell again")
     profile, data = record["profile"], record["data"]
     ranges = exercise.expected.get(profile, {}).get(data)
     if ranges is None:
@@ -198,8 +229,14 @@ def grade(submission: str | Path, exercise_id: str | None = None) -> list[dict]:
                              for d in by_data) or "none yet"
         raise SubmissionError(f"exercise {exercise.id} has no reference range for the {profile} profile on {data} "
                               f"data (measured: {measured}): run it as one of those")
-    return [{"check": exercise.answer_name(name), "passed": ranges[name][0] <= found <= ranges[name][1],
-             "expected": ranges[name], "found": found} for name, found in answers.items()]
+    rows = [{"check": exercise.answer_name(name), "passed": ranges[name][0] <= answers[name] <= ranges[name][1],
+             "expected": ranges[name], "found": answers[name]} for name in exercise.answers]
+    values = {name: answers[name] for name in exercise.answers}
+    for name, ask in exercise.asks.items():  # graded by the run's own answers, not by a range
+        right = bool(eval(ask["rule"], {}, values))  # noqa: S307
+        rows.append({"check": exercise.answer_name(name), "passed": answers[name] is right, "expected": right,
+                     "found": answers[name], "rule": ask["rule"]})
+    return rows
 
 
 def rerun(submission: str | Path, profile: str | None = None, timeout: int = 1800) -> Path:
@@ -223,3 +260,59 @@ def rerun(submission: str | Path, profile: str | None = None, timeout: int = 180
     except Exception as error:  # papermill's readers: a file that is not a notebook
         raise SubmissionError(f"{path} is not a notebook papermill can run ({type(error).__name__}: {error})") from None
     return out
+
+
+DATA_NAMES = {"celeba": "CelebA", "synthetic": "the synthetic faces"}
+
+
+def reference_note(exercise_id: str, namespace: dict) -> str:
+    """Markdown for an exercise's solution: this run's values of its answers (the chapter's own
+    settings) beside the range its recipe's reference runs handed in at this run's profile and
+    data, and which way the recipe moved each; an answer this run cannot compute (a condition only
+    the recipe adds) shows a dash."""
+    exercise = get_exercise(exercise_id)
+    profile, changed, data = _run_of(exercise, namespace)
+    ranges = exercise.expected.get(profile, {}).get(data)
+    values = {}
+    for name, expression in exercise.answers.items():
+        try:
+            values[name] = float(eval(expression, namespace))  # noqa: S307
+        except Exception:  # an answer of a condition or a model only the recipe makes
+            values[name] = None
+    where = f"the {profile} profile, {DATA_NAMES.get(data, data)}"
+    if ranges is None:
+        return (f"No reference runs of this recipe at {where} yet; `python bench/exercise_ranges.py "
+                f"--profile {profile} --exercise {exercise.id}` measures them.")
+    lines = [f"| answer | this run | the recipe's reference runs | the recipe moves it |", "|---|---|---|---|"]
+    for name, value in values.items():
+        low, high = ranges[name]
+        shown = "–" if value is None else f"{value:.4g}"
+        moved = ("–" if value is None else "up" if low > value else "down" if high < value
+                 else "within the reference spread")
+        lines.append(f"| `{name}` | {shown} | {low:.4g} to {high:.4g} | {moved} |")
+    note = (f"This run, with the chapter's own settings, beside the runs of the recipe "
+            f"({', '.join(f'`{n} = {v!r}`' for n, v in exercise.recipe.items()) or 'no change'}) at {where}:\n\n"
+            + "\n".join(lines))
+    for name, ask in exercise.asks.items():
+        if None not in values.values():
+            reply = bool(eval(ask["rule"], {}, values))  # noqa: S307
+            note += (f"\n\nThe question ({ask['question']}) is answered by `{ask['rule']}` on a run's own "
+                     f"answers: in this run, `{name} = {reply}`.")
+    if changed:
+        note += ("\n\nThis run changed " + ", ".join(f"`{n} = {v!r}`" for n, v in changed.items())
+                 + ": the reference runs did not, so the columns compare different scales.")
+    return note
+
+
+def glue_solutions(chapter: str, namespace: dict) -> list[str]:
+    """Glue :func:`.reference_note` for each of a chapter's graded exercises, as
+    ``solution_2_1`` and so on, for its solution blocks; the names glued."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    names = []
+    for exercise in load_exercises().values():
+        if exercise.chapter == chapter:
+            names.append(f"solution_{exercise.id.replace('.', '_')}")
+            glue(names[-1], Markdown(reference_note(exercise.id, namespace)), display=False)
+    return names

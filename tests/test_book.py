@@ -115,13 +115,28 @@ def test_a_rebuild_runs_only_the_chapters_whose_inputs_changed(smoke_book, tmp_p
     root = copy_book(tmp_path)
     shutil.copytree(smoke_book / "_build" / "chapters", root / "_build" / "chapters")
     env = {"CELEBA_DIR": "", "INPAINTLIB_CACHE": str(tmp_path / "cache")}
-    again = build(root, env).stdout
+    again = build(root, env, "--classroom").stdout  # the classroom edition: the same runs, no solutions
     assert again.count("unchanged since its last run, not executed again") == 4, again
     assert "Executing" not in again
     assert "synthetic faces (a stand-in" in chapter_html(root), "the kept run is rendered"
+    for name, count in {"02_unet": 5, "03_vaegan": 10, "04_comparison": 6}.items():
+        html = chapter_html(root, name)
+        assert f'<ol class="arabic simple" start="{count}">' in html and "Solution" not in html, name
     changed = build(root, env, "-p", "01_background:n_faces", "4", "--no-html").stdout
     assert "-p 01_background:n_faces 4: sets it in 01_background" in changed
     assert "Executing book/01_background.ipynb" in changed and changed.count("not executed again") == 3, changed
+
+
+def test_each_exercise_has_its_solution_collapsed_with_this_runs_values_beside_the_references(smoke_book):
+    for name, count in {"02_unet": 5, "03_vaegan": 10, "04_comparison": 6}.items():
+        html = chapter_html(smoke_book, name)
+        number = name[1]
+        solutions = re.findall(r'<div class="([^"]*)">\s*<p class="admonition-title">Solution (\d\.\d+)</p>', html)
+        assert [eid for _, eid in solutions] == [f"{number}.{k}" for k in range(1, count + 1)], name
+        assert all("dropdown" in classes for classes, _ in solutions), "collapsed (sphinx-togglebutton)"
+        assert html.count("the recipe&#x2019;s reference runs") + html.count("the recipe’s reference runs") == \
+            count - (name == "04_comparison"), f"{name}: a table for each graded exercise (4.4 asks for code)"
+        assert "No reference runs" not in html and "the smoke profile, the synthetic faces" in html, name
 
 
 def glued_markdown(notebook: Path, name: str) -> str:

@@ -11,9 +11,11 @@ import nbformat
 import pytest
 
 from conftest import REPO
-from inpaintlib.book import declared_parameters
+from inpaintlib.book import SOLUTION_TAG, declared_parameters, drop_solutions
 from inpaintlib.cli import main
-from inpaintlib.exercises import HAND_IN, HAND_IN_TAG, RECIPE_TAG, grade, load_exercises, write_assignment
+from inpaintlib.exercises import (
+    HAND_IN, HAND_IN_TAG, RECIPE_TAG, grade, load_exercises, reference_note, write_assignment
+)
 
 EXERCISES = load_exercises()
 
@@ -37,14 +39,20 @@ def test_an_assignment_sets_the_recipe_after_the_profile_and_hands_in_last(exerc
     chapter = nbformat.read(REPO / "book" / f"{exercise.chapter}.ipynb", as_version=4)
     written = nbformat.read(out, as_version=4)
     nbformat.validate(written)
-    assert len(written.cells) == len(chapter.cells) + 3 and written.metadata["inpaintlib"] == {"exercise": exercise_id}
+    solutions = [cell for cell in chapter.cells if SOLUTION_TAG in cell.metadata.get("tags", [])]
+    assert solutions, f"{exercise.chapter} has its solutions"
+    assert len(written.cells) == len(chapter.cells) - len(solutions) + 3, "the solutions are left out"
+    assert written.metadata["inpaintlib"] == {"exercise": exercise_id}
     tags = [cell.metadata.get("tags", []) for cell in written.cells]
+    assert not any(SOLUTION_TAG in t for t in tags) and "Solution" not in "".join(c.source for c in written.cells)
     recipe_at = next(i for i, t in enumerate(tags) if RECIPE_TAG in t)
     assert "parameters" in tags[recipe_at - 2] and "select_profile(" in written.cells[recipe_at - 1].source
     for name, value in exercise.recipe.items():
         assert f"{name} = {value!r}" in written.cells[recipe_at].source
     assert HAND_IN_TAG in tags[-1] and f"hand_in({exercise_id!r}, globals())" in written.cells[-1].source
     assert f"Exercise {exercise_id}: {exercise.title}" in written.cells[1].source
+    for name, ask in exercise.asks.items():  # a question: the student's reply, set in the hand-in cell
+        assert f"{name} = None" in written.cells[-1].source and ask["question"] in written.cells[1].source
 
 
 def ran(assignment, record: dict, answers: dict, error: bool = False):
@@ -65,13 +73,14 @@ def ran(assignment, record: dict, answers: dict, error: bool = False):
     return assignment
 
 
-def handed(exercise_id: str, tmp_path, inside: bool = True, **record):
+def handed(exercise_id: str, tmp_path, inside: bool = True, replies: dict | None = None, **record):
     """A submission of ``exercise_id`` at the smoke profile on synthetic faces, every answer inside its
-    range (or above it), with the record's fields replaced by ``record``."""
+    range (or above it), the questions' ``replies``, with the record's fields replaced by ``record``."""
     exercise = EXERCISES[exercise_id]
     ranges = exercise.expected["smoke"]["synthetic"]
     answers = {exercise.answer_name(name): (low + high) / 2 if inside else high + 1
                for name, (low, high) in ranges.items()}
+    answers.update({exercise.answer_name(name): reply for name, reply in (replies or {}).items()})
     base = {"id": exercise_id, "parameters": dict(exercise.recipe), "profile": "smoke", "changed": {},
             "data": "synthetic"}
     return ran(write_assignment(exercise_id, tmp_path / "s.ipynb"), {**base, **record}, answers)
@@ -87,6 +96,48 @@ def test_grading_checks_each_answer_against_its_range(tmp_path, capsys):
     checks = json.loads(capsys.readouterr().out)
     assert [row["check"] for row in checks] == ["answer_2_5_psnr_hole", "answer_2_5_sharpness"]
     assert not any(row["passed"] for row in checks) and all(row["found"] > row["expected"][1] for row in checks)
+
+
+def test_a_question_is_graded_by_the_runs_own_interval(tmp_path, capsys):
+    """Exercise 4.6 asks whether the U-Net is still clearly ahead: the right reply is what the run's
+    paired interval says (its rule), whatever the reference runs said."""
+    exercise = EXERCISES["4.6"]
+    assert exercise.asks["still_ahead"]["rule"] == "lead_low > 0"
+    low = exercise.expected["smoke"]["synthetic"]["lead_low"]
+    right = (low[0] + low[1]) / 2 > 0  # what handed() hands in for lead_low, the middle of its range
+    rows = grade(handed("4.6", tmp_path, replies={"still_ahead": right}))
+    assert [row["check"] for row in rows] == ["answer_4_6_lead_low", "answer_4_6_lead_high", "answer_4_6_still_ahead"]
+    assert all(row["passed"] for row in rows) and rows[-1]["expected"] is right
+    handed("4.6", tmp_path, replies={"still_ahead": not right})
+    assert main(["grade", str(tmp_path / "s.ipynb")]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [line for line in out[:2] if line.startswith("pass  ")]
+    assert out[2] == f"FAIL  answer_4_6_still_ahead = {not right} (expected {right}: lead_low > 0 in this run)"
+
+
+def test_a_solution_puts_the_run_beside_the_recipes_reference_runs():
+    import pandas as pd
+
+    exercise = EXERCISES["2.2"]
+    low, high = exercise.expected["smoke"]["synthetic"]["psnr_hole"]
+    trained = type("Model", (), {"name": "U-Net"})()
+    run = {"scores": pd.DataFrame({"psnr_hole": [high + 2.0]}, index=["U-Net"]), "trained": trained,
+           "profile_name": "smoke", "data": "synthetic", "mask_channel": True}
+    note = reference_note("2.2", run)
+    assert "the smoke profile, the synthetic faces" in note and "`mask_channel = False`" in note
+    assert f"| `psnr_hole` | {high + 2.0:.4g} | {low:.4g} to {high:.4g} | down |" in note
+    assert "No reference runs of this recipe at the full profile" in reference_note("2.2", {**run, "profile_name": "full"})
+    del run["scores"]  # an answer this run cannot compute: a dash, not an error
+    assert "| `psnr_hole` | – |" in reference_note("2.2", run)
+
+
+def test_a_classroom_edition_leaves_the_solutions_out():
+    chapter = nbformat.read(REPO / "book" / "04_comparison.ipynb", as_version=4)
+    count = len(chapter.cells)
+    dropped = drop_solutions(chapter)
+    assert dropped == 1 + 1 + 6, "the glue cell, the note and one solution per exercise"
+    assert len(chapter.cells) == count - dropped and "Solution 4.1" not in "".join(c.source for c in chapter.cells)
+    assert sum(c.source.startswith(tuple(f"{k}. **" for k in range(1, 7))) for c in chapter.cells) == 6
 
 
 def submission_mistakes():
@@ -118,6 +169,10 @@ def submission_mistakes():
                                     "s.ipynb ran the smoke profile with steps = 50, which exercise 2.2 does not change"),
         "no-range-for-its-profile": (lambda t: handed("2.2", t, profile="full") and [],
                                      "exercise 2.2 has no reference range for the full profile on synthetic data"),
+        "a-question-unanswered": (lambda t: handed("4.6", t, replies={"still_ahead": None}) and [],
+                                  "s.ipynb does not answer still_ahead (Is the U-Net still clearly ahead of the best "
+                                  "classical method on centre holes of the larger size?): set still_ahead = True or "
+                                  "False in its last cell"),
         "unknown-exercise": (lambda t: handed("2.2", t) and ["--exercise", "9.9"], "no exercise '9.9': the exercises are 2.1"),
     }
 

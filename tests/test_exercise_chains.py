@@ -1,0 +1,52 @@
+"""Every exercise, as an instructor sets it: inpaint assignment, papermill at the smoke profile on
+synthetic faces, inpaint grade. About 20 minutes on 2 cores, so not part of make test: run by
+make test-exercises, and by CI after make test. A failure after a change to the models means
+their smoke ranges moved: measure them again (bench/exercise_ranges.py --profile smoke --write)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from inpaintlib.exercises import HAND_IN_TAG, load_exercises
+
+EXERCISES = load_exercises()
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One model cache for the chains: the models an exercise leaves as they are train once."""
+    return tmp_path_factory.mktemp("exercise-cache")
+
+
+def answered(assignment, exercise) -> None:
+    """Reply to the exercise's questions as a student who reads the run would: each question's
+    reply computed, in the hand-in cell, from the run's own answers."""
+    notebook = nbformat.read(assignment, as_version=4)
+    cell = notebook.cells[-1]
+    assert HAND_IN_TAG in cell.metadata["tags"]
+    for name, ask in exercise.asks.items():
+        values = ", ".join(f"{answer!r}: {expression}" for answer, expression in exercise.answers.items())
+        cell.source = cell.source.replace(f"{name} = None", f"{name} = bool(eval({ask['rule']!r}, {{{values}}}))")
+    nbformat.write(notebook, assignment)
+
+
+@pytest.mark.chains
+@pytest.mark.parametrize("exercise_id", list(EXERCISES))
+def test_every_exercise_set_run_at_the_smoke_profile_and_graded_passes(exercise_id, shared_cache, tmp_path):
+    exercise = EXERCISES[exercise_id]
+    env = {**os.environ, "CELEBA_DIR": "", "INPAINTLIB_CACHE": str(shared_cache)}
+    cli = [sys.executable, "-m", "inpaintlib.cli"]
+    subprocess.run([*cli, "assignment", exercise_id, "-o", str(tmp_path / "a.ipynb")], check=True, env=env,
+                   capture_output=True)
+    answered(tmp_path / "a.ipynb", exercise)
+    run = subprocess.run([sys.executable, "-m", "papermill", "a.ipynb", "a-run.ipynb", "-p", "profile", "smoke",
+                          "--no-progress-bar"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    graded = subprocess.run([*cli, "grade", "a-run.ipynb"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    assert graded.stdout.count("pass  ") == len(exercise.answers) + len(exercise.asks), graded.stdout
