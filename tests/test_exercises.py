@@ -140,6 +140,30 @@ def test_a_classroom_edition_leaves_the_solutions_out():
     assert sum(c.source.startswith(tuple(f"{k}. **" for k in range(1, 7))) for c in chapter.cells) == 6
 
 
+def chapter_defaults(chapter: str) -> dict:
+    """The values a chapter's parameters cell sets (the chapter as it is)."""
+    notebook = nbformat.read(REPO / "book" / f"{chapter}.ipynb", as_version=4)
+    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    values: dict = {}
+    exec(cell.source, {}, values)  # noqa: S102 - the book's own cell
+    return values
+
+
+@pytest.mark.parametrize("exercise_id", list(EXERCISES))
+def test_the_chapter_as_it_is_fails_each_exercises_recipe_check(exercise_id, tmp_path, capsys):
+    """Handed in with the chapter's own values of the recipe's parameters, every exercise is
+    refused, naming the first parameter the recipe changes and the value it sets."""
+    exercise = EXERCISES[exercise_id]
+    defaults = chapter_defaults(exercise.chapter)
+    name, value = next(iter(exercise.recipe.items()))
+    assert defaults[name] != value, f"exercise {exercise_id} changes {name}"
+    handed(exercise_id, tmp_path, parameters={n: defaults[n] for n in exercise.recipe},
+           replies={ask: True for ask in exercise.asks})
+    assert main(["grade", str(tmp_path / "s.ipynb")]) == 2
+    err = capsys.readouterr().err
+    assert f"parameters are not exercise {exercise_id}'s recipe: {name} = {defaults[name]!r} (the recipe sets {value!r})" in err
+
+
 def submission_mistakes():
     def text_file(tmp_path):
         (tmp_path / "s.ipynb").write_text("not json")
