@@ -1,5 +1,6 @@
 """Every exercise, as an instructor sets it: inpaint assignment, papermill at the smoke profile on
-synthetic faces, inpaint grade. About 20 minutes on 2 cores, so not part of make test: run by
+synthetic faces, inpaint grade; and a chapter left as it is, run by inpaint grade --rerun, refused
+for the recipe it lacks. About 20 minutes on 2 cores, so not part of make test: run by
 make test-exercises, and by CI after make test. A failure after a change to the models means
 their smoke ranges moved: measure them again (bench/exercise_ranges.py --profile smoke --write)."""
 
@@ -12,7 +13,7 @@ import sys
 import nbformat
 import pytest
 
-from inpaintlib.exercises import HAND_IN_TAG, load_exercises
+from inpaintlib.exercises import HAND_IN_TAG, RECIPE_TAG, load_exercises
 
 EXERCISES = load_exercises()
 
@@ -50,3 +51,29 @@ def test_every_exercise_set_run_at_the_smoke_profile_and_graded_passes(exercise_
     graded = subprocess.run([*cli, "grade", "a-run.ipynb"], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert graded.returncode == 0, graded.stdout + graded.stderr
     assert graded.stdout.count("pass  ") == len(exercise.answers) + len(exercise.asks), graded.stdout
+
+
+@pytest.mark.chains
+@pytest.mark.parametrize("exercise_id", ["2.3"])  # depth: a value the smoke profile sets too
+def test_an_unmodified_chapter_run_by_inpaint_grade_rerun_fails_the_recipe_check(exercise_id, tmp_path):
+    """inpaint assignment, then papermill at the smoke profile, then inpaint grade: passes. The same
+    chapter without the recipe's cell (the chapter as it is), run by inpaint grade --rerun, fails
+    the recipe's check."""
+    env = {**os.environ, "CELEBA_DIR": "", "INPAINTLIB_CACHE": str(tmp_path / "cache")}
+    cli = [sys.executable, "-m", "inpaintlib.cli"]
+    subprocess.run([*cli, "assignment", exercise_id, "-o", str(tmp_path / "a.ipynb")], check=True, env=env)
+    unmodified = nbformat.read(tmp_path / "a.ipynb", as_version=4)
+    unmodified.cells = [cell for cell in unmodified.cells if RECIPE_TAG not in cell.metadata.get("tags", [])]
+    nbformat.write(unmodified, tmp_path / "u.ipynb")
+    subprocess.run([sys.executable, "-m", "papermill", "a.ipynb", "a-run.ipynb", "-p", "profile", "smoke",
+                    "--no-progress-bar"], check=True, env=env, cwd=tmp_path, capture_output=True)
+    graded = subprocess.run([*cli, "grade", "a-run.ipynb"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    assert graded.stdout.count("pass  ") == len(EXERCISES[exercise_id].answers)
+    # the unmodified chapter, executed by inpaint grade itself
+    graded = subprocess.run([*cli, "grade", "u.ipynb", "--rerun", "--profile", "smoke"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True)
+    name, value = next(iter(EXERCISES[exercise_id].recipe.items()))
+    assert (tmp_path / "u-graded.ipynb").is_file(), "the rerun is kept beside the submission"
+    assert graded.returncode == 2 and f"parameters are not exercise {exercise_id}'s recipe: {name} = " in graded.stderr
+    assert f"(the recipe sets {value!r})" in graded.stderr
