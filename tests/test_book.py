@@ -79,6 +79,15 @@ def test_smoke_build_on_synthetic_faces_labels_them(smoke_book):
     assert re.search(r"center 0\.5: .+? fills best \(\d+\.\d dB\)", comparison_text), "the verdicts are computed"
     assert re.search(r"The draws have [\d.]+ times the squared error of the mean", comparison_text), "the toy"
     assert re.search(r"One VAE-GAN draw scores \d+\.\d\d dB", comparison_text), "the perception-distortion plane"
+    # Realism on every condition: the networks' and the best classical method's face distance.
+    realism = glued(root / "_build" / "executed" / "book" / "04_comparison.ipynb", "realism")
+    assert [row["index"] for row in realism] == ["center 0.5", "random-box 0.5", "free-form 0.5"]
+    for row in realism:
+        assert row["best classical"] in ("telea", "navier-stokes", "biharmonic", "mean")
+        scores = [row["its FFD"], row["U-Net FFD"], row["VAE-GAN FFD"], row["floor"]]
+        assert all(math.isfinite(value) and value >= 0 for value in scores), row
+    assert re.search(r"VAE-GAN.s fills are more face-like than the best classical method.s on \d of the 3",
+                     comparison_text), "the realism verdict is computed"
     assert_images_render(root, comparison)  # interval bars and the side-by-side fills
 
 
