@@ -49,6 +49,8 @@ SETTINGS = {
     "z-alone": {"image_skips": False, "smooth_start": False},
     "kl-0.3": {"kl_weight": 0.3},
     "kl-0.1": {"kl_weight": 0.1},
+    "kl-3": {"kl_weight": 3.0},
+    "kl-10": {"kl_weight": 10.0},
     "no-mean-fill": {"mean_fill_weight": 0.0},
     "mean-fill-1": {"mean_fill_weight": 1.0},
 }
