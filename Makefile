@@ -27,7 +27,7 @@ book: install
 test: install
 	$(BIN)/python -m pytest -m "not chains"
 
-# Every exercise set, run at the smoke profile and graded (about 20 minutes; CI runs it after make test).
+# Every exercise set, run at the smoke profile and graded, and the README's -p examples built (10 to 25 minutes; CI runs it after make test).
 test-exercises: install
 	$(BIN)/python -m pytest -m chains tests/test_exercise_chains.py
 

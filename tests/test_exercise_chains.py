@@ -1,7 +1,7 @@
 """Every exercise, as an instructor sets it: inpaint assignment, papermill at the smoke profile on
-synthetic faces, inpaint grade; and a chapter left as it is, run by inpaint grade --rerun, refused
-for the recipe it lacks. About 20 minutes on 2 cores, so not part of make test: run by
-make test-exercises, and by CI after make test. A failure after a change to the models means
+synthetic faces, inpaint grade; a chapter left as it is, run by inpaint grade --rerun, refused for
+the recipe it lacks; and the README's -p examples, built. About 10 to 25 minutes on 2 cores, so not
+part of make test: run by make test-exercises, and by CI after make test. A failure after a change to the models means
 their smoke ranges moved: measure them again (bench/exercise_ranges.py --profile smoke --write)."""
 
 from __future__ import annotations
@@ -77,3 +77,44 @@ def test_an_unmodified_chapter_run_by_inpaint_grade_rerun_fails_the_recipe_check
     assert (tmp_path / "u-graded.ipynb").is_file(), "the rerun is kept beside the submission"
     assert graded.returncode == 2 and f"parameters are not exercise {exercise_id}'s recipe: {name} = " in graded.stderr
     assert f"(the recipe sets {value!r})" in graded.stderr
+
+
+@pytest.mark.chains
+def test_the_readmes_parameter_examples_change_what_they_say_in_the_executed_chapters(shared_cache, tmp_path):
+    """The README's `-p mask_channel false -p depth 2` sets chapter 2's mask channel and the depth of
+    both chapters that have one (chapter 3's VAE-GAN too); its `-p 02_unet:depth 2` chapter 2's depth
+    alone. Read from the chapters as the build executed them, and from the models they trained."""
+    import json
+
+    from conftest import REPO, build, copy_book, glued
+
+    from inpaintlib.book import declared_parameters
+    from inpaintlib.profiles import chapter_parameters, load_profiles
+
+    chapters = ["02_unet", "03_vaegan"]
+    declared = {path.stem: declared_parameters(path) for path in sorted((REPO / "book").glob("*.ipynb"))}
+    as_they_are = chapter_parameters(load_profiles(), "smoke", declared)
+    passed_on = {"profile_overrides", "chapter_2_unet"}  # what the build records and passes from chapter 2
+    unset = object()
+    root = copy_book(tmp_path)
+    for overrides, changed in (
+        (["-p", "mask_channel", "false", "-p", "depth", "2"],
+         {"02_unet": {"mask_channel": False, "depth": 2}, "03_vaegan": {"depth": 2}}),
+        (["-p", "mask_channel", "false", "-p", "02_unet:depth", "2"],
+         {"02_unet": {"mask_channel": False, "depth": 2}, "03_vaegan": {}}),
+    ):
+        build(root, {"CELEBA_DIR": "", "INPAINTLIB_CACHE": str(shared_cache)}, "--no-html",
+              *(f"--chapter={name}" for name in chapters), *overrides)
+        executed = root / "_build" / "executed" / "book"
+        for name in chapters:
+            ran = json.loads((executed / f"{name}.ipynb").read_text())["metadata"]["papermill"]["parameters"]
+            differs = {key: value for key, value in ran.items()
+                       if key not in passed_on and value != as_they_are[name].get(key, unset)}
+            # (the smoke profile's U-Net is 2 deep already: there, only the mask channel differs)
+            assert differs == {key: value for key, value in changed[name].items()
+                               if value != as_they_are[name].get(key, unset)}, (overrides, name, differs)
+            assert ran["profile_overrides"] == changed[name], (overrides, name)
+        unet = glued(executed / "02_unet.ipynb", "unet_config")["model_options"]
+        vaegan = glued(executed / "03_vaegan.ipynb", "vaegan_config")["model_options"]
+        assert unet["depth"] == 2 and unet["mask_channel"] is False, overrides
+        assert vaegan["depth"] == (2 if changed["03_vaegan"] else 4), overrides
