@@ -82,6 +82,13 @@ def glued(notebook: Path, name: str):
         raise AssertionError(str(error)) from None
 
 
+def injected(notebook: Path) -> dict:
+    """The parameters papermill injected into an executed notebook, as its metadata records them."""
+    import json
+
+    return json.loads(notebook.read_text())["metadata"]["papermill"]["parameters"]
+
+
 def execute_chapter(name: str, target: Path, **parameters) -> Path:
     """Run one chapter with papermill, as a reader changing its parameters would; the executed copy."""
     import papermill

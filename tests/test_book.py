@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import build, copy_book, execute_chapter, glued
+from conftest import build, copy_book, execute_chapter, glued, injected
 
 pytestmark = pytest.mark.slow
 
@@ -162,7 +162,7 @@ def test_every_chapter_states_its_scale_and_the_front_page_shows_the_models(smok
     time, device and origin; a note at the top of each chapter says how far that is from the full
     recipe; the front page shows chapter 4's fills with the same line."""
     executed = smoke_book / "_build" / "executed" / "book"
-    parameters = lambda name: json.loads((executed / f"{name}.ipynb").read_text())["metadata"]["papermill"]["parameters"]  # noqa: E731
+    parameters = lambda name: injected(executed / f"{name}.ipynb")  # noqa: E731
     assert "Profile: smoke, as inpaint book set it" in printed(executed / "01_background.ipynb")
     for name, models in {"02_unet": ["U-Net"], "03_vaegan": ["VAE-GAN", "VAE-GAN, first design", "U-Net"],
                          "04_comparison": ["U-Net", "U-Net, center only", "VAE-GAN"]}.items():
@@ -227,10 +227,10 @@ def test_chapters_3_and_4_compare_the_models_chapters_2_and_3_ran(smoke_book):
     """Whatever an assignment changes in chapter 2 or 3, the later chapters take that exact model:
     the build passes the configs the earlier chapters glued, and each later chapter trains from them."""
     executed = smoke_book / "_build" / "executed" / "book"
-    injected = lambda name: json.loads((executed / f"{name}.ipynb").read_text())["metadata"]["papermill"]["parameters"]  # noqa: E731
+    ran = lambda name: injected(executed / f"{name}.ipynb")  # noqa: E731
     unet, vaegan = glued(executed / "02_unet.ipynb", "unet_config"), glued(executed / "03_vaegan.ipynb", "vaegan_config")
-    assert injected("03_vaegan")["chapter_2_unet"] == unet
-    assert injected("04_comparison")["chapter_2_unet"] == unet and injected("04_comparison")["chapter_3_vaegan"] == vaegan
+    assert ran("03_vaegan")["chapter_2_unet"] == unet
+    assert ran("04_comparison")["chapter_2_unet"] == unet and ran("04_comparison")["chapter_3_vaegan"] == vaegan
     from inpaintlib.config import TrainConfig
 
     folders = {path.name for path in (Path((smoke_book / "build-cache.txt").read_text()) / "models").iterdir()}

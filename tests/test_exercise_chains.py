@@ -1,8 +1,9 @@
 """Every exercise, as an instructor sets it: inpaint assignment, papermill at the smoke profile on
 synthetic faces, inpaint grade; a chapter left as it is, run by inpaint grade --rerun, refused for
 the recipe it lacks; and the README's -p examples, built. About 10 to 25 minutes on 2 cores, so not
-part of make test: run by make test-exercises, and by CI after make test. A failure after a change to the models means
-their smoke ranges moved: measure them again (bench/exercise_ranges.py --profile smoke --write)."""
+part of make test: run by make test-exercises, and by CI after make test. A failure after a change
+to the models means their smoke ranges moved: measure them again (bench/exercise_ranges.py
+--profile smoke --write)."""
 
 from __future__ import annotations
 
@@ -84,9 +85,7 @@ def test_the_readmes_parameter_examples_change_what_they_say_in_the_executed_cha
     """The README's `-p mask_channel false -p depth 2` sets chapter 2's mask channel and the depth of
     both chapters that have one (chapter 3's VAE-GAN too); its `-p 02_unet:depth 2` chapter 2's depth
     alone. Read from the chapters as the build executed them, and from the models they trained."""
-    import json
-
-    from conftest import REPO, build, copy_book, glued
+    from conftest import REPO, build, copy_book, glued, injected
 
     from inpaintlib.book import declared_parameters
     from inpaintlib.profiles import chapter_parameters, load_profiles
@@ -107,7 +106,7 @@ def test_the_readmes_parameter_examples_change_what_they_say_in_the_executed_cha
               *(f"--chapter={name}" for name in chapters), *overrides)
         executed = root / "_build" / "executed" / "book"
         for name in chapters:
-            ran = json.loads((executed / f"{name}.ipynb").read_text())["metadata"]["papermill"]["parameters"]
+            ran = injected(executed / f"{name}.ipynb")
             differs = {key: value for key, value in ran.items()
                        if key not in passed_on and value != as_they_are[name].get(key, unset)}
             # (the smoke profile's U-Net is 2 deep already: there, only the mask channel differs)
