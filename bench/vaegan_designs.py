@@ -53,13 +53,11 @@ SETTINGS = {
     "kl-10": {"kl_weight": 10.0},
     "no-mean-fill": {"mean_fill_weight": 0.0},
     "mean-fill-1": {"mean_fill_weight": 1.0},
-    # The generator's and discriminator's Adam step (TrainConfig.learning_rate, 2e-4 by default):
+    # The generator's and discriminator's Adam step (DEFAULT_LEARNING_RATES["vaegan"] by default):
     # at 600 steps the mean code's fill may still be far from converged.
     "lr-5e-4": {"learning_rate": 5e-4},
     "lr-1e-3": {"learning_rate": 1e-3},
 }
-#: Settings that are TrainConfig fields rather than the model's options.
-TRAINING_FIELDS = ("learning_rate",)
 DRAWS = 8
 TEMPERATURES = (0.0, 0.5, 1.0, 1.5, 2.0)
 
@@ -106,7 +104,8 @@ def main() -> int:
         result["classical_faces"] = rounded(_faces(biharmonic, faces))
     with tempfile.TemporaryDirectory() as folder:
         for i, name in enumerate(names):
-            fields = {k: v for k, v in SETTINGS[name].items() if k in TRAINING_FIELDS}
+            # A setting's TrainConfig fields (the learning rate) go to the config, the rest to the model.
+            fields = {k: v for k, v in SETTINGS[name].items() if k in QUICK.to_dict()}
             options = {**QUICK.model_options, **{k: v for k, v in SETTINGS[name].items() if k not in fields}}
             config = TrainConfig(**{**QUICK.to_dict(), "data": args.data, "steps": args.steps, "seed": args.seed,
                                     "model_options": options, **fields})
