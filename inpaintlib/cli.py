@@ -33,6 +33,8 @@ DEFAULT_FACE_IMAGES = 1000
 def build_parser() -> argparse.ArgumentParser:
     """The ``inpaint`` argument parser: its commands train, evaluate, fill, export, book, models, data,
     assignment and grade."""
+    from inpaintlib.config import DEFAULT_TEMPERATURE  # light: no TensorFlow
+
     parser = _Parser(prog="inpaint", description="Image inpainting on faces: train, evaluate, fill, build the book.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hole", type=float, default=0.5, help="hole size as a fraction of the image side")
     train.add_argument("--steps", type=int, default=1000, help="training steps (batches), not epochs")
     train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--learning-rate", type=float, help="Adam's step (default: 1e-3 U-Net, 2e-4 VAE-GAN)")
+    train.add_argument("--learning-rate", type=float, help="Adam's step (default: 1e-3 U-Net, 5e-4 VAE-GAN)")
     train.add_argument("--schedule", default="constant", help="U-Net: constant (default) or cosine, which "
                        "lowers the learning rate to zero at the last step")
     train.add_argument("--loss", help="U-Net: mae (L1, the default) or mse (the original recipe's), over "
@@ -111,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--image-size", type=int, default=64, help="for classical methods; a model uses its own")
     fill.add_argument("--samples", type=int, default=1, help="VAE-GAN: write this many different fills, "
                       "OUT-1.png, OUT-2.png, ...")
-    fill.add_argument("--temperature", type=float, default=1.0, help="VAE-GAN: spread of the --samples "
-                      "(1, the default: as trained; less: closer to the single most likely fill)")
+    fill.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="VAE-GAN: spread of the "
+                      f"--samples ({DEFAULT_TEMPERATURE:g}, the default; 1: the prior as trained; less: closer to the "
+                      "single most likely fill)")
     fill.add_argument("-o", "--output", required=True, help="the filled image (PNG)")
 
     export = commands.add_parser(

@@ -3,9 +3,10 @@
 - The U-Net is one graph: ``(masked_image, mask) -> image``.
 - The VAE-GAN is one graph with its noise as an input: ``(masked_image, mask, noise) -> image``,
   where the code is z = mean + std * noise, the prior network's Gaussian. Noise drawn from
-  N(0, I) draws a fill, noise times a temperature below 1 draws closer to the most likely fill,
-  and zeros give that fill itself (what the model returns when called). A page draws a new
-  noise on each click; the graph itself is deterministic.
+  N(0, I) draws a fill from the prior as trained, noise times a temperature below 1 draws closer
+  to the most likely fill (the manifest's ``temperature`` is the library's default,
+  :data:`~inpaintlib.config.DEFAULT_TEMPERATURE`), and zeros give that fill itself (what the model
+  returns when called). A page draws a new noise on each click; the graph itself is deterministic.
 
 The graphs' outputs are not composited: a runtime keeps the known pixels, as
 :meth:`.TrainedModel.inpaint` does. Each export is checked before it is kept: onnxruntime's output
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inpaintlib.config import DEFAULT_TEMPERATURE
 from inpaintlib.errors import ConfigError
 
 #: The largest difference allowed between onnxruntime's and Keras's outputs, per pixel and channel.
@@ -106,7 +108,9 @@ def to_onnx(model_dir: str | Path, out_dir: str | Path, images=None, masks=None,
             "inputs": [{"name": i.name, "shape": [d if isinstance(d, int) else None for d in i.shape]}
                        for i in session.get_inputs()],
             "output": session.get_outputs()[0].name,
-            **({"latent_dim": int(feeds["noise"].shape[-1])} if "noise" in feeds else {}),
+            # The noise's length, and the temperature to scale it by, as the library draws by default.
+            **({"latent_dim": int(feeds["noise"].shape[-1]), "temperature": DEFAULT_TEMPERATURE}
+               if "noise" in feeds else {}),
             "float16": float16, "max_difference": difference, "checked_on": len(images), "config": config.to_dict(),
         }
         os.replace(draft, target)  # the same file system: the graph appears whole or not at all

@@ -44,6 +44,7 @@ from inpaintlib.device import has_accelerator, pick_strategy
 from inpaintlib.data import cache_root, load_images, make_dataset, open_images
 from inpaintlib.config import (  # noqa: F401  (TrainConfig and the folder's file names, re-exported)
     CONFIG_FILE,
+    DEFAULT_TEMPERATURE,
     HISTORY_FILE,
     MODEL_FILE,
     MODEL_KINDS,
@@ -83,8 +84,8 @@ class TrainedModel:
     path: Path | None = None
     #: How tables and figures name it; by default the model's kind ("U-Net").
     label: str | None = None
-    #: How far apart a VAE-GAN's draws are spread (see :meth:`.VAEGAN.sample_fills`); 1: as trained.
-    temperature: float = 1.0
+    #: How far apart a VAE-GAN's draws are spread (see :meth:`.VAEGAN.sample_fills`); 1: the prior as trained.
+    temperature: float = DEFAULT_TEMPERATURE
     #: Where it came from, "trained" (in this run), "cache" (trained before) or "imported" (from a bundle).
     origin: str = "trained"
 

@@ -74,8 +74,8 @@ def write_assets(models: dict[str, str | Path], data: str, target: str | Path, r
         for name in (manifest["file"], Path(manifest["file"]).with_suffix(".json").name):
             shutil.copy2(Path(manifest["folder"]) / name, target / name)
         size = manifest["image_size"]
-        config["models"][kind] = {key: manifest[key] for key in ("file", "inputs", "image_size", "latent_dim")
-                                  if key in manifest}
+        config["models"][kind] = {key: manifest[key] for key in ("file", "inputs", "image_size", "latent_dim",
+                                                                 "temperature") if key in manifest}
     images = load_images(source, "test", image_size=size or 64, limit=faces)
     with atomic_write(target / "faces.json") as f:
         f.write(json.dumps({"size": images.shape[1], "label": source.label,

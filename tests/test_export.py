@@ -16,6 +16,7 @@ import onnxruntime as ort  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from inpaintlib import export  # noqa: E402
+from inpaintlib.config import DEFAULT_TEMPERATURE  # noqa: E402
 from inpaintlib.data import load_images  # noqa: E402
 from inpaintlib.masks import eval_masks  # noqa: E402
 from inpaintlib.training import load_trained  # noqa: E402
@@ -56,6 +57,7 @@ def test_vaegan_graph_draws_with_its_noise_input(tiny_vaegan, tmp_path):
     manifest = export.to_onnx(tiny_vaegan, tmp_path)
     assert [i["name"] for i in manifest["inputs"]] == ["masked_image", "mask", "noise"]
     assert manifest["latent_dim"] == 8 and manifest["inputs"][2]["shape"] == [None, 8]
+    assert manifest["temperature"] == DEFAULT_TEMPERATURE  # what a page scales its noise by
     trained = load_trained(tiny_vaegan)
     faces, holes = faces_and_holes(kind="center")
     feeds = {"masked_image": faces * (1 - holes), "mask": holes}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import keras
@@ -12,12 +13,13 @@ from conftest import face_like
 from PIL import Image
 
 from inpaintlib import training
-from inpaintlib.cli import main
+from inpaintlib.cli import build_parser, main
+from inpaintlib.config import DEFAULT_TEMPERATURE
 from inpaintlib.data import synthetic_faces
 from inpaintlib.errors import ConfigError
 from inpaintlib.masks import eval_masks
 from inpaintlib.metrics import evaluate
-from inpaintlib.training import TrainConfig, load_trained, train
+from inpaintlib.training import TrainConfig, TrainedModel, load_trained, train
 from inpaintlib.smooth_fill import SmoothFill
 from inpaintlib.vaegan import VAEGAN, HoleCrop, build_vaegan
 
@@ -104,9 +106,9 @@ def test_the_mean_fill_loss_is_the_pixel_loss_of_the_fill_the_model_returns(weig
     terms = model._loss_terms(tf.constant(masked), tf.constant(masks), tf.constant(images), training=False)
     np.testing.assert_allclose(float(terms["mean_fill"]), expected, rtol=1e-5)
     trained = model._loss_terms(tf.constant(masked), tf.constant(masks), tf.constant(images), training=True)
-    # The default weights (1 for kl, feature and pixel, 0.3 adversarial), and this one.
+    # The default weights (1 for kl, feature and pixel, 0.1 adversarial), and this one.
     with_it = (trained["kl"] + trained["feature"] + trained["pixel"] + weight * trained["mean_fill"]
-               + 0.3 * trained["adversarial"])
+               + 0.1 * trained["adversarial"])
     np.testing.assert_allclose(float(trained["loss"]), float(with_it), rtol=1e-5)
     assert (float(trained["mean_fill"]) > 0) == (weight > 0)
 
@@ -198,9 +200,17 @@ def test_an_interrupted_run_resumes_with_every_optimizer_state(tmp_path, monkeyp
 
 def test_editing_the_loss_weights_changes_the_cache_key():
     plain = TrainConfig(**SMOKE)
-    heavier = TrainConfig(**{**SMOKE, "model_options": {**SMALL, "adversarial_weight": 0.1}})
+    heavier = TrainConfig(**{**SMOKE, "model_options": {**SMALL, "adversarial_weight": 0.3}})
     assert plain.cache_key() != heavier.cache_key()
-    assert TrainConfig(model="vaegan").learning_rate == 2e-4 and TrainConfig(model="unet").learning_rate == 1e-3
+    assert TrainConfig(model="vaegan").learning_rate == 5e-4 and TrainConfig(model="unet").learning_rate == 1e-3
+
+
+def test_every_way_of_drawing_fills_draws_at_the_default_temperature():
+    """The library, the command line and a trained model agree on how far apart draws spread by default."""
+    args = build_parser().parse_args(["fill", "face.png", "--model", "runs/vaegan", "-o", "fill.png"])
+    sampling = inspect.signature(VAEGAN.sample_fills).parameters["temperature"].default
+    assert args.temperature == sampling == TrainedModel(None, TrainConfig(model="vaegan"), []).temperature
+    assert 0 < DEFAULT_TEMPERATURE == sampling < 1  # below the prior as trained: chosen on validation faces
 
 
 @pytest.mark.slow

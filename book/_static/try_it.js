@@ -81,13 +81,13 @@
   }
 
   // A standard normal draw per code dimension (Box-Muller): each VAE-GAN click, a new fill.
-  function gaussian(n) {
+  function gaussian(n, scale) {  // n normal draws times scale (Box-Muller)
     const z = new Float32Array(n);
     for (let i = 0; i < n; i += 2) {
       const u = 1 - Math.random(), v = Math.random();
       const r = Math.sqrt(-2 * Math.log(u));
-      z[i] = r * Math.cos(2 * Math.PI * v);
-      if (i + 1 < n) z[i + 1] = r * Math.sin(2 * Math.PI * v);
+      z[i] = scale * r * Math.cos(2 * Math.PI * v);
+      if (i + 1 < n) z[i + 1] = scale * r * Math.sin(2 * Math.PI * v);
     }
     return z;
   }
@@ -103,7 +103,10 @@
       mask: new ort.Tensor("float32", Float32Array.from(m), [1, s, s, 1]),
     };
     const model = state.config.models[kind];
-    if (model.latent_dim) feeds.noise = new ort.Tensor("float32", gaussian(model.latent_dim), [1, model.latent_dim]);
+    if (model.latent_dim) {  // a new draw each click, spread as the library draws (the manifest's temperature)
+      const noise = gaussian(model.latent_dim, model.temperature ?? 1);
+      feeds.noise = new ort.Tensor("float32", noise, [1, model.latent_dim]);
+    }
     const started = performance.now();
     const output = (await session.run(feeds))[session.outputNames[0]].data;
     const seconds = (performance.now() - started) / 1000;
