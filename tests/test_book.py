@@ -86,8 +86,11 @@ def test_smoke_build_on_synthetic_faces_labels_them(smoke_book):
         assert row["best classical"] in ("telea", "navier-stokes", "biharmonic", "mean")
         scores = [row["its FFD"], row["U-Net FFD"], row["VAE-GAN FFD"], row["floor"]]
         assert all(math.isfinite(value) and value >= 0 for value in scores), row
-    assert re.search(r"VAE-GAN.s fills are more face-like than the best classical method.s on \d of the 3",
-                     comparison_text), "the realism verdict is computed"
+        for network in ("U-Net", "VAE-GAN"):  # the paired interval of its FFD minus the classical method's
+            assert row[f"{network} minus it, low"] <= row[f"{network} minus it, high"], row
+    assert re.search(r"VAE-GAN.s fills are more face-like than the best classical method.s on \d of the 3 "
+                     r"conditions.*, less face-like on \d.*, and within the noise on \d", comparison_text), \
+        "the realism verdict is computed, each condition by its paired interval"
     assert_images_render(root, comparison)  # interval bars and the side-by-side fills
 
 

@@ -70,6 +70,19 @@ def test_frechet_distance_to_a_unit_gaussian_of_a_correlated_one():
     assert _frechet_distance(z, correlated) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("faces", [60, 300])  # fewer descriptors than dimensions (singular covariances), and more
+def test_frechet_distance_is_fids_formula_with_scipys_matrix_square_root(faces):
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(faces)
+    a = rng.normal(0.0, 0.05, (faces, 128))
+    b = 0.02 + rng.normal(0.0, 0.04, (faces, 128)) @ rng.normal(0.0, 0.15, (128, 128))
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    fid = (np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a) + np.trace(cov_b)
+           - 2.0 * np.trace(np.real(sqrtm(cov_a @ cov_b))))
+    assert _frechet_distance(a, b) == pytest.approx(fid, rel=1e-7)
+
+
 def test_frechet_distance_of_a_set_to_itself_is_zero_with_fewer_samples_than_dimensions():
     descriptors = np.random.default_rng(0).normal(0, 0.1, (20, 128))
     assert _frechet_distance(descriptors, descriptors) == 0.0
@@ -237,3 +250,11 @@ def test_face_scores_order_real_blurred_biharmonic_and_mean_fill(face_model, cel
     assert identity[0] == 0.0 and ffd[0] == pytest.approx(0.0, abs=1e-6)
     assert identity == sorted(identity) and len(set(identity)) == 4, identity
     assert ffd == sorted(ffd) and ffd[1] > 1e-3, ffd
+    # The paired interval of a difference: biharmonic's fills are clearly the more face-like than the
+    # mean fill's on these faces, the same fills against themselves differ by exactly nothing, and
+    # swapping the two methods mirrors the interval.
+    low, high = facemetrics.frechet_difference_interval(fills["biharmonic"], fills["mean"], images)
+    assert low < high < 0, (low, high)
+    assert facemetrics.frechet_difference_interval(fills["mean"], fills["biharmonic"], images) == pytest.approx(
+        (-high, -low), abs=1e-9)
+    assert facemetrics.frechet_difference_interval(fills["mean"], fills["mean"], images, resamples=20) == (0.0, 0.0)
