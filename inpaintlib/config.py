@@ -33,7 +33,7 @@ MODEL_KINDS = ("unet", "vaegan")
 #: usually is, but above DCGAN's 2e-4: at the quick profile's 600 steps 2e-4 left its most likely
 #: fill far from converged, and 1e-3 diverged (bench/vaegan_designs.py, validation faces).
 DEFAULT_LEARNING_RATES = {"unet": 1e-3, "vaegan": 5e-4}
-#: How far apart a VAE-GAN's draws spread when nothing says otherwise: the prior's standard deviation
+#: How far apart a VAE-GAN's draws spread when nothing says otherwise. The prior's standard deviation
 #: is scaled by it (1: the prior as trained). Chosen on validation faces over three seeds
 #: (bench/vaegan_designs.py): at 1 a draw's hole PSNR fell 1.8 to 3.4 dB below the most likely fill's,
 #: as the perception-distortion trade predicts of a sampler, and at 0.5 about half as far, the draws
