@@ -308,7 +308,8 @@ def frechet_difference_interval(fills_a, fills_b, images, confidence: float = 0.
     fills_b, _ = _check_pair(fills_b, images)
     _check_count(len(images), MIN_FACE_IMAGES, "the interval needs at least 4 faces")
     if not 0 < confidence < 1 or resamples < 1:
-        raise ValueError(f"confidence must be in (0, 1) and resamples positive, not {confidence} and {resamples}")
+        raise DataError(f"confidence must be between 0 and 1 and resamples positive, not {confidence} and "
+                        f"{resamples}")
     if not _can_score():
         return None
     a, b, real = np.split(_embed(np.concatenate([fills_a, fills_b, images])), 3)
@@ -368,7 +369,8 @@ def _frechet_distance(a: np.ndarray, b: np.ndarray):
     (n, dimensions), m = a.shape[-2:], b.shape[-2]
     centred_a, centred_b = a - a.mean(axis=-2, keepdims=True), b - b.mean(axis=-2, keepdims=True)
     means = np.sum(np.square(a.mean(axis=-2) - b.mean(axis=-2)), axis=-1)
-    traces = np.sum(np.square(centred_a), axis=(-2, -1)) / (n - 1) + np.sum(np.square(centred_b), axis=(-2, -1)) / (m - 1)
+    traces = (np.sum(np.square(centred_a), axis=(-2, -1)) / (n - 1)
+              + np.sum(np.square(centred_b), axis=(-2, -1)) / (m - 1))
     # Tr (C_a C_b)^(1/2), FID's matrix square root, without scipy's sqrtm of a non-symmetric product
     # (the same number within 1e-8, many times faster, never complex). With fewer faces than
     # dimensions the product's non-zero spectrum is that of the faces' cross products: the sum of the

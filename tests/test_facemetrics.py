@@ -102,6 +102,8 @@ def test_mistakes_are_data_errors_whether_or_not_dlib_is_here(faces):
         facemetrics.embed_faces(faces.astype(np.float32))  # 0..255 floats
     with pytest.raises(DataError, match="batch_size"):
         facemetrics.embed_faces(faces, batch_size=0)
+    with pytest.raises(DataError, match="confidence must be between 0 and 1"):
+        facemetrics.frechet_difference_interval(faces, faces, faces, confidence=95)
 
 
 def test_without_dlib_every_face_score_is_none_with_one_notice(faces, monkeypatch, capsys):
