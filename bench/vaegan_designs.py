@@ -101,7 +101,7 @@ def main() -> int:
     centre = holes["center 0.5"]
     result = {"benchmark": "vaegan_designs", "data": args.data, "split": "validation", "faces": len(faces),
               "steps": args.steps, "batch_size": QUICK.batch_size, "mask": QUICK.mask,
-              "temperature": DEFAULT_TEMPERATURE,  # of the draws, but in the temperature sweep
+              "temperature": DEFAULT_TEMPERATURE,  # the draws', except in the temperature sweep
               "classical": {condition: {name: round(float(psnr_hole(get_baseline(name).inpaint(faces, masks),
                                                                      faces, masks).mean()), 3)
                                         for name in ("biharmonic", "mean")}

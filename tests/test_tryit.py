@@ -46,7 +46,8 @@ def test_assets_hold_both_models_the_faces_and_a_runtime(tiny_unet, tiny_vaegan,
     assert config == json.loads((tmp_path / "try" / "config.json").read_text())
     assert config["runtime"]["integrity"] == tryit.RUNTIME_INTEGRITY and "cdn" in config["runtime"]["script"]
     assert config["models"]["vaegan"]["latent_dim"] == 8 and "latent_dim" not in config["models"]["unet"]
-    assert config["models"]["vaegan"]["temperature"] == DEFAULT_TEMPERATURE and "temperature" not in config["models"]["unet"]
+    assert config["models"]["vaegan"]["temperature"] == DEFAULT_TEMPERATURE
+    assert "temperature" not in config["models"]["unet"]
     for model in config["models"].values():
         assert (tmp_path / "try" / model["file"]).is_file()
     faces = json.loads((tmp_path / "try" / "faces.json").read_text())

@@ -80,8 +80,8 @@
     clearOutputs();
   }
 
-  // A standard normal draw per code dimension (Box-Muller): each VAE-GAN click, a new fill.
-  function gaussian(n, scale) {  // n normal draws times scale (Box-Muller)
+  // A normal draw per code dimension (Box-Muller), times scale: each VAE-GAN click, a new fill.
+  function gaussian(n, scale) {
     const z = new Float32Array(n);
     for (let i = 0; i < n; i += 2) {
       const u = 1 - Math.random(), v = Math.random();
