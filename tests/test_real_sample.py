@@ -78,7 +78,7 @@ def test_biharmonic_hole_psnr_matches_an_independent_pipeline(celeba_sample):
 
     limit = 150
     result = run_inpaint("evaluate", "--model", "biharmonic", "--data", f"celeba:{celeba_sample}", "--split", "test",
-                         "--mask", "center", "--limit", limit, "--json")
+                         "--mask", "center", "--limit", limit, "--face-images", "0", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     scores = json.loads(result.stdout)
     assert scores["n"] == limit
