@@ -4,7 +4,6 @@ baseline's score against an independent pipeline. Skipped where absent."""
 from __future__ import annotations
 
 import json
-import time
 import zipfile
 
 import numpy as np
@@ -25,9 +24,7 @@ def test_cached_reload_is_identical_and_decodes_nothing(celeba_sample, monkeypat
     spec = f"celeba:{celeba_sample}"
     first = load_images(spec, "test")
     monkeypatch.setattr(loading, "_decode_split", lambda *a: pytest.fail("decoded again instead of using the cache"))
-    started = time.perf_counter()
-    again = load_images(spec, "test")
-    assert time.perf_counter() - started < 5  # generous: the benchmark holds the real target
+    again = load_images(spec, "test")  # how fast: bench/data.py measures it; here, that nothing decodes
     np.testing.assert_array_equal(again, first)
 
 
