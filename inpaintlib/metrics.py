@@ -584,9 +584,23 @@ def evaluate(method, images, masks, batch_size: int = 64, diversity_samples: int
     >>> result["n"], result["diversity"], result["identity"]
     (4, 0.0, None)
     """
-    scores = score_images(method, images, masks, batch_size, diversity_samples, diversity_images, face_images)
+    return average_scores(score_images(method, images, masks, batch_size, diversity_samples, diversity_images,
+                                       face_images))
+
+
+def average_scores(scores: dict) -> dict:
+    """The table row of a :func:`.score_images` result: each per-image score's mean, as :func:`.evaluate` returns.
+
+    For a chapter that needs both the row and the per-image scores (for a
+    paired interval), without filling the images twice.
+
+    Examples
+    --------
+    >>> average_scores({"method": "m", "n": 2, "psnr": np.array([10.0, 20.0]), "identity": None})["psnr"]
+    15.0
+    """
     per_set = ("method", "n", "ffd", "ffd_floor", "seconds_per_image")
-    return {key: scores[key] if key in per_set or scores[key] is None else float(np.mean(scores[key]))
+    return {key: scores.get(key) if key in per_set or scores.get(key) is None else float(np.mean(scores[key]))
             for key in RESULT_KEYS}
 
 
