@@ -68,8 +68,10 @@ SETTINGS = {
                                  "model_options": SMOOTH},
     "mixed-smooth-mse": {"mask": "mixed", "loss": "mse", "model_options": SMOOTH},
     "mixed-smooth-depth4": {"mask": "mixed", "loss": "mae", "model_options": {**SMOOTH, "depth": 4}},
+    "mixed-smooth-refined": {"mask": "mixed", "loss": "mae", "model_options": {**SMOOTH, "smooth_refine_steps": 10}},
     "vaegan-seed": {"model": "vaegan"},
     "vaegan-mixed": {"model": "vaegan", "mask": "mixed"},
+    "vaegan-mixed-refined": {"model": "vaegan", "mask": "mixed", "model_options": {"smooth_refine_steps": 10}},
 }
 
 

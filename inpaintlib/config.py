@@ -90,6 +90,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, not {value!r}")
+        refine = self.model_options.get("smooth_refine_steps", 0)
+        if not isinstance(refine, (int, np.integer)) or isinstance(refine, bool) or refine < 0:
+            raise ConfigError(f"smooth-refine-steps must be 0 or a positive integer, not {refine!r}")
         if self.limit is not None and (not isinstance(self.limit, (int, np.integer)) or self.limit < 1):
             raise ConfigError(f"limit must be a positive integer or None (the whole train split), not {self.limit!r}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):

@@ -101,6 +101,7 @@ def build_vaegan(
     adversarial_weight: float = 0.1,
     real_label: float = 0.9,
     weight_average: float = 0.99,
+    smooth_refine_steps: int = 0,
 ) -> VAEGAN:
     """Build (uncompiled) a VAE-GAN inpainter.
 
@@ -134,6 +135,8 @@ def build_vaegan(
     weight_average : float
         Momentum of the moving average of the generator's weights that the
         trained model fills with (0: the last step's weights).
+    smooth_refine_steps : int
+        The smooth fill's ``refine_steps`` (:class:`~inpaintlib.smooth_fill.SmoothFill`), with ``smooth_start``.
 
     Returns
     -------
@@ -151,6 +154,7 @@ def build_vaegan(
         kl_weight=kl_weight, feature_weight=feature_weight, pixel_weight=pixel_weight,
         mean_fill_weight=mean_fill_weight, hole_weight=hole_weight,
         adversarial_weight=adversarial_weight, real_label=real_label, weight_average=weight_average,
+        smooth_refine_steps=smooth_refine_steps,
     )
 
 
@@ -170,13 +174,16 @@ def _gaussian(x, latent_dim: int, prefix: str = ""):
 
 
 def build_encoder(image_size: int, latent_dim: int, base_filters: int, depth: int,
-                  smooth_start: bool = False) -> keras.Model:
+                  smooth_start: bool = False, smooth_refine_steps: int = 0) -> keras.Model:
     """The prior network: (masked image, mask) -> (z mean, z log-variance, feature maps from full size
     down to the bottom). The first map is the network's input: the image (smooth-filled with
     ``smooth_start``) and the mask."""
     masked_image = keras.Input((image_size, image_size, 3), name="masked_image")
     mask = keras.Input((image_size, image_size, 1), name="mask")
-    start = SmoothFill(name="smooth_fill")([masked_image, mask]) if smooth_start else masked_image
+    if smooth_start:
+        start = SmoothFill(refine_steps=smooth_refine_steps, name="smooth_fill")([masked_image, mask])
+    else:
+        start = masked_image
     x = layers.Concatenate(name="image_and_mask")([start, mask])
     maps = [x, *_down(x, base_filters, depth)]
     mean, log_var = _gaussian(maps[-1], latent_dim)
@@ -292,7 +299,7 @@ class VAEGAN(keras.Model):
     def __init__(self, image_size=64, latent_dim=128, base_filters=32, depth=4, image_skips=True, posterior="whole",
                  smooth_start=True, discriminator="global", kl_weight=1.0, feature_weight=1.0, pixel_weight=1.0,
                  mean_fill_weight=0.3, hole_weight=6.0, adversarial_weight=0.1, real_label=0.9, weight_average=0.99,
-                 **kwargs):
+                 smooth_refine_steps=0, **kwargs):
         super().__init__(**kwargs)
         if depth < 2 or base_filters < 1 or latent_dim < 1:
             raise ConfigError(f"depth must be at least 2, base_filters and latent_dim at least 1, not "
@@ -316,8 +323,9 @@ class VAEGAN(keras.Model):
             kl_weight=kl_weight, feature_weight=feature_weight, pixel_weight=pixel_weight,
             mean_fill_weight=mean_fill_weight, hole_weight=hole_weight,
             adversarial_weight=adversarial_weight, real_label=real_label, weight_average=weight_average,
+            smooth_refine_steps=smooth_refine_steps,
         )
-        self.encoder = build_encoder(image_size, latent_dim, base_filters, depth, smooth_start)
+        self.encoder = build_encoder(image_size, latent_dim, base_filters, depth, smooth_start, smooth_refine_steps)
         self.posterior = (build_posterior(image_size, latent_dim, base_filters, depth)
                           if posterior == "whole" else None)
         self.decoder = build_decoder(image_size, latent_dim, base_filters, depth, image_skips, smooth_start)

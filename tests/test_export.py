@@ -53,6 +53,21 @@ def test_unet_graph_fills_as_keras_does(tiny_unet, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == ["unet.json", "unet.onnx"]
 
 
+def test_a_refined_smooth_fill_exports_within_its_rounding(tmp_path):
+    """Conjugate gradients in float32 settle to a few 1e-4 on any runtime: checked at that tolerance."""
+    from inpaintlib.training import TrainConfig, train
+
+    config = TrainConfig(model="unet", data="synthetic", image_size=32, steps=2, batch_size=4, limit=8,
+                         validation_images=4, model_options={"base_filters": 4, "depth": 2, "smooth_refine_steps": 5})
+    train(config, tmp_path / "unet", verbose=0)
+    manifest = export.to_onnx(tmp_path / "unet", tmp_path / "onnx")
+    assert manifest["max_difference"] <= export.REFINED_TOLERANCE
+    faces, holes = faces_and_holes()
+    got = run_graph(tmp_path / "onnx" / "unet.onnx", {"masked_image": faces * (1 - holes), "mask": holes})
+    np.testing.assert_allclose(got, load_trained(tmp_path / "unet").predict(faces, holes),
+                               atol=export.REFINED_TOLERANCE)
+
+
 def test_vaegan_graph_draws_with_its_noise_input(tiny_vaegan, tmp_path):
     manifest = export.to_onnx(tiny_vaegan, tmp_path)
     assert [i["name"] for i in manifest["inputs"]] == ["masked_image", "mask", "noise"]
