@@ -145,6 +145,8 @@ MISTAKES = {
     "train-unknown-model": (["train", "gan", "--out", "{tmp}/model"], ["invalid choice: 'gan'"]),
     "train-steps-zero": ([*TRAIN, "--steps", "0"], ["steps must be a positive integer, not 0"]),
     "train-batch-size-negative": ([*TRAIN, "--batch-size", "-1"], ["batch-size must be a positive integer, not -1"]),
+    "train-smooth-refine-negative": ([*TRAIN, "--smooth-refine-steps", "-1"],
+                                     ["smooth-refine-steps must be 0 or a positive integer, not -1"]),
     "train-hole-above-1": ([*TRAIN, "--hole", "1.5"],
                            ["hole must be a fraction of the image side between 0 and 1, not 1.5"]),
     # book, outside a book.
