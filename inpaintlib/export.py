@@ -102,7 +102,7 @@ def to_onnx(model_dir: str | Path, out_dir: str | Path, images=None, masks=None,
         names = [i.name for i in session.get_inputs()]
         got = session.run(None, dict(zip(names, feeds.values())))[0]
         difference = float(np.abs(got - expected).max())
-        refined = trained.config.all_model_options().get("smooth_refine_steps", 0)
+        refined = trained.config.all_model_options()["smooth_refine_steps"]  # both models have the option
         tolerance = FLOAT16_TOLERANCE if float16 else REFINED_TOLERANCE if refined else ONNX_TOLERANCE
         if not difference <= tolerance:
             raise ConfigError(f"the ONNX graph of {model_dir} differs from the Keras model by {difference:.2g} "
