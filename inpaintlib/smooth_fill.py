@@ -157,6 +157,15 @@ class SmoothFill(layers.Layer):
         return {**super().get_config(), "steps_per_level": self.steps_per_level, "refine_steps": self.refine_steps}
 
 
+def smooth_start(masked_image, mask, enabled: bool = True, refine_steps: int = 0):
+    """The image a network starts from: ``masked_image`` with its hole filled by :class:`SmoothFill`
+    (``refine_steps`` its refinement), or, not ``enabled``, the masked image as given (the original
+    recipes' zero hole). The U-Net and the VAE-GAN's prior network both start this way."""
+    if not enabled:
+        return masked_image
+    return SmoothFill(refine_steps=refine_steps, name="smooth_fill")([masked_image, mask])
+
+
 def corrected_fill(features, start):
     """The head of a network that starts from a smooth fill: ``sigmoid(logit(start) + correction)``.
 

@@ -24,7 +24,8 @@ import keras
 from keras import layers
 
 from inpaintlib.errors import ConfigError
-from inpaintlib.smooth_fill import SmoothFill, corrected_fill
+from inpaintlib import smooth_fill
+from inpaintlib.smooth_fill import corrected_fill
 
 
 def build_unet(image_size: int = 64, base_filters: int = 32, depth: int = 3, mask_channel: bool = True,
@@ -71,10 +72,7 @@ def build_unet(image_size: int = 64, base_filters: int = 32, depth: int = 3, mas
 
     masked_image = keras.Input((image_size, image_size, 3), name="masked_image")
     mask = keras.Input((image_size, image_size, 1), name="mask")
-    if smooth_start:
-        start = SmoothFill(refine_steps=smooth_refine_steps, name="smooth_fill")([masked_image, mask])
-    else:
-        start = masked_image
+    start = smooth_fill.smooth_start(masked_image, mask, smooth_start, smooth_refine_steps)
     x = layers.Concatenate(name="image_and_mask")([start, mask]) if mask_channel else start
 
     skips = []

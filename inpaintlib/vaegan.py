@@ -74,7 +74,8 @@ from keras import layers
 
 from inpaintlib.config import DEFAULT_LEARNING_RATES, DEFAULT_TEMPERATURE
 from inpaintlib.errors import ConfigError
-from inpaintlib.smooth_fill import SmoothFill, corrected_fill
+from inpaintlib import smooth_fill
+from inpaintlib.smooth_fill import corrected_fill
 
 #: Seed of the prior codes that evaluation (``test_step``) decodes.
 EVAL_NOISE_SEED = 2016
@@ -180,10 +181,7 @@ def build_encoder(image_size: int, latent_dim: int, base_filters: int, depth: in
     ``smooth_start``) and the mask."""
     masked_image = keras.Input((image_size, image_size, 3), name="masked_image")
     mask = keras.Input((image_size, image_size, 1), name="mask")
-    if smooth_start:
-        start = SmoothFill(refine_steps=smooth_refine_steps, name="smooth_fill")([masked_image, mask])
-    else:
-        start = masked_image
+    start = smooth_fill.smooth_start(masked_image, mask, smooth_start, smooth_refine_steps)
     x = layers.Concatenate(name="image_and_mask")([start, mask])
     maps = [x, *_down(x, base_filters, depth)]
     mean, log_var = _gaussian(maps[-1], latent_dim)
