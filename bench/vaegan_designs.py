@@ -66,6 +66,15 @@ SETTINGS = {
     # at 2e-4, DCGAN's, 600 steps left the mean code's fill far from converged; 1e-3 diverged.
     "lr-2e-4": {"learning_rate": 2e-4},
     "lr-1e-3": {"learning_rate": 1e-3},
+    # The learning rate falls along a cosine to zero at the last step.
+    "cosine": {"schedule": "cosine"},
+    # A bound on the Gaussians' spread (none by default): the KL is divided by the image's pixels,
+    # so an unused code dimension's prior can widen almost for free, most of all under the cosine
+    # schedule, and a draw at temperature 0.5 then lands far outside the codes the decoder knows.
+    "max-std-3": {"max_std": 3.0},
+    "max-std-3+cosine": {"max_std": 3.0, "schedule": "cosine"},
+    "max-std-1": {"max_std": 1.0},
+    "max-std-1+cosine": {"max_std": 1.0, "schedule": "cosine"},
     # The defaults before the learning rate and the adversarial weight were chosen on these faces.
     "lr-2e-4+adv-0.3": {"learning_rate": 2e-4, "adversarial_weight": 0.3},
 }

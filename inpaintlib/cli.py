@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=1000, help="training steps (batches), not epochs")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--learning-rate", type=float, help="Adam's step (default: 1e-3 U-Net, 5e-4 VAE-GAN)")
-    train.add_argument("--schedule", default="constant", help="U-Net: constant (default) or cosine, which "
-                       "lowers the learning rate to zero at the last step")
+    train.add_argument("--schedule", default="constant", help="constant (default) or cosine, which lowers "
+                       "the learning rate (every optimizer's, for the VAE-GAN) to zero at the last step")
     train.add_argument("--loss", help="U-Net: mae (L1, the default) or mse (the original recipe's), over "
                        "the output: the hole alone, unless --no-keep-known")
     train.add_argument("--limit", type=int, help="train on the first N images of the train split")
@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-image-skips", action="store_true", help="VAE-GAN: the decoder sees the latent code "
                        "alone, as in Larsen et al. (default: it also sees the encoder's feature maps); implies "
                        "--no-smooth-start")
+    train.add_argument("--max-std", type=float, metavar="S", help="VAE-GAN: bound the standard deviation of "
+                       "the code's Gaussians at S (default: no bound)")
     train.add_argument("--posterior", choices=["whole", "visible"], help="VAE-GAN: what the code is inferred "
                        "from in training: the whole face, with a learned prior (the default), or the visible "
                        "face alone with the prior N(0, I), the first design")
@@ -250,7 +252,8 @@ def _train(args) -> int:
              "image_skips": False if args.no_image_skips else None,
              "smooth_start": False if args.no_smooth_start or args.no_image_skips else None,
              "posterior": args.posterior, "discriminator": args.discriminator,
-             "keep_known": False if args.no_keep_known else None, "smooth_refine_steps": args.smooth_refine_steps}
+             "keep_known": False if args.no_keep_known else None, "smooth_refine_steps": args.smooth_refine_steps,
+             "max_std": args.max_std}
     options = {name: value for name, value in given.items() if value is not None}
     config = TrainConfig(
         model=args.model, data=args.data, image_size=args.image_size, mask=args.mask, hole=args.hole,

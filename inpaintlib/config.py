@@ -54,8 +54,8 @@ class TrainConfig:
 
     ``checkpoint_every`` only sets how often training saves its state and logs
     its history, so it is left out of the cache key. ``mask`` is a kind or a
-    ``mixed`` spec (:mod:`inpaintlib.masks`); ``loss`` and ``schedule`` apply to
-    the U-Net (``loss`` None: ``"mae"``, L1).
+    ``mixed`` spec (:mod:`inpaintlib.masks`); ``loss`` applies to the U-Net
+    (None: ``"mae"``, L1); ``schedule`` to every optimizer of either model.
     """
 
     model: str = "unet"
@@ -93,6 +93,9 @@ class TrainConfig:
         refine = self.model_options.get("smooth_refine_steps", 0)
         if not isinstance(refine, (int, np.integer)) or isinstance(refine, bool) or refine < 0:
             raise ConfigError(f"smooth-refine-steps must be 0 or a positive integer, not {refine!r}")
+        max_std = self.model_options.get("max_std")
+        if max_std is not None and (not isinstance(max_std, (int, float)) or isinstance(max_std, bool) or max_std <= 0):
+            raise ConfigError(f"max-std must be positive, or None for no bound, not {max_std!r}")
         if self.limit is not None and (not isinstance(self.limit, (int, np.integer)) or self.limit < 1):
             raise ConfigError(f"limit must be a positive integer or None (the whole train split), not {self.limit!r}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
@@ -104,8 +107,6 @@ class TrainConfig:
                               f"not loss={self.loss!r}: leave loss unset")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown learning-rate schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
-        if self.model == "vaegan" and self.schedule != "constant":
-            raise ConfigError("the VAE-GAN trains at a constant learning rate: leave schedule at 'constant'")
         return self
 
     def to_dict(self) -> dict:

@@ -189,7 +189,8 @@ def build_model(config: TrainConfig) -> keras.Model:
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=config.steps)
         model.compile(optimizer=keras.optimizers.Adam(rate), loss=config.loss, jit_compile=has_accelerator())
     else:  # the VAE-GAN makes its own three optimizers
-        model.compile(learning_rate=config.learning_rate, jit_compile=has_accelerator())
+        model.compile(learning_rate=config.learning_rate, jit_compile=has_accelerator(),
+                      decay_steps=config.steps if config.schedule == "cosine" else None)
     return model
 
 

@@ -147,6 +147,8 @@ MISTAKES = {
     "train-batch-size-negative": ([*TRAIN, "--batch-size", "-1"], ["batch-size must be a positive integer, not -1"]),
     "train-smooth-refine-negative": ([*TRAIN, "--smooth-refine-steps", "-1"],
                                      ["smooth-refine-steps must be 0 or a positive integer, not -1"]),
+    "train-max-std-zero": (["train", "vaegan", "--data", "synthetic", "--max-std", "0", "--out", "{tmp}/model"],
+                           ["max-std must be positive, or None for no bound, not 0.0"]),
     "train-hole-above-1": ([*TRAIN, "--hole", "1.5"],
                            ["hole must be a fraction of the image side between 0 and 1, not 1.5"]),
     # book, outside a book.

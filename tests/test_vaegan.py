@@ -82,6 +82,24 @@ def test_the_untrained_model_fills_with_the_smooth_fill_for_every_code():
     np.testing.assert_allclose(draws, np.stack([smooth, smooth]), atol=1.01e-3)
 
 
+@pytest.mark.parametrize("max_std", [3.0, 1.0, None])
+def test_the_gaussians_spread_starts_near_one_and_stays_below_its_bound(max_std):
+    """Untrained, each Gaussian is about as wide as the standard normal; pushed wider, a bounded one
+    stops at max_std."""
+    model = build_vaegan(image_size=32, max_std=max_std, **SMALL)
+    images, masks = faces_and_holes(2)
+    start = model.encoder([images, masks])[1].numpy()
+    assert abs(np.median(start)) < (0.8 if max_std == 1.0 else 0.3)  # log-variance: a spread near 1
+    for layer in (model.encoder.get_layer("z_log_var"), model.posterior.get_layer("posterior_z_log_var")):
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel, bias + 8.0])
+    for log_var in (model.encoder([images, masks])[1].numpy(), model.posterior([images, masks])[1].numpy()):
+        if max_std is None:
+            assert np.all(log_var > 5.0)
+        else:
+            assert np.all(log_var < 2 * np.log(max_std)) and np.all(log_var > 2 * np.log(max_std) - 1.0)
+
+
 def test_the_first_design_has_no_posterior_network_and_its_kl_is_to_the_standard_normal():
     model = build_vaegan(image_size=32, posterior="visible", **SMALL)
     assert model.posterior is None and [n.name for n in model.networks] == ["encoder", "decoder", "discriminator"]
@@ -118,7 +136,7 @@ def test_the_mean_fill_loss_is_the_pixel_loss_of_the_fill_the_model_returns(weig
     [({"depth": 6}, "divisible by 2\\*\\*depth"), ({"depth": 1}, "depth must be at least 2"),
      ({"real_label": 0.3}, "real_label must be in"), ({"posterior": "hole"}, "unknown posterior 'hole'"),
      ({"discriminator": "local"}, "unknown discriminator 'local': use one of global, patch"),
-     ({"image_skips": False}, "set smooth_start=False")],
+     ({"image_skips": False}, "set smooth_start=False"), ({"max_std": 0}, "max_std must be positive, or None")],
 )
 def test_bad_options_are_named(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -178,7 +196,8 @@ def test_saved_model_loads_samples_and_scores_diversity(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_an_interrupted_run_resumes_with_every_optimizer_state(tmp_path, monkeypatch):
-    """Killed after its first checkpoint, the run resumes there and ends at the same step."""
+    """Killed after its first checkpoint, the run resumes there and ends at the same step, where the
+    cosine schedule of every optimizer reaches zero."""
     on_epoch_end = training.HistoryWriter.on_epoch_end
 
     def interrupted_after_the_second_epoch(self, epoch, logs=None):
@@ -186,7 +205,7 @@ def test_an_interrupted_run_resumes_with_every_optimizer_state(tmp_path, monkeyp
         if epoch == 1:
             raise KeyboardInterrupt  # the backup of epoch 1 was never written: like a kill -9 here
 
-    config = TrainConfig(steps=12, checkpoint_every=4, **SMOKE)
+    config = TrainConfig(steps=12, checkpoint_every=4, schedule="cosine", **SMOKE)
     with monkeypatch.context() as patch:
         patch.setattr(training.HistoryWriter, "on_epoch_end", interrupted_after_the_second_epoch)
         with pytest.raises(KeyboardInterrupt):
@@ -196,6 +215,7 @@ def test_an_interrupted_run_resumes_with_every_optimizer_state(tmp_path, monkeyp
     loaded = load_trained(tmp_path / "run")
     assert {name: int(opt.iterations.numpy()) for name, opt in loaded.model.optimizers.items()} == {
         "encoder": 12, "posterior": 12, "decoder": 12, "discriminator": 12}
+    assert all(float(opt.learning_rate) == pytest.approx(0.0, abs=1e-9) for opt in loaded.model.optimizers.values())
 
 
 def test_editing_the_loss_weights_changes_the_cache_key():
@@ -218,9 +238,12 @@ def test_train_evaluate_and_fill_samples_from_the_command_line(tmp_path, capsys)
     out = tmp_path / "vaegan"
     assert main(["train", "vaegan", "--data", "synthetic", "--image-size", "32", "--steps", "4", "--batch-size", "4",
                  "--limit", "32", "--base-filters", "8", "--depth", "3", "--latent-dim", "8", "--checkpoint-every", "2",
-                 "--discriminator", "global+local", "--no-smooth-start", "--out", str(out)]) == 0
-    options = json.loads((out / "config.json").read_text())["model_options"]
+                 "--discriminator", "global+local", "--no-smooth-start", "--schedule", "cosine", "--max-std", "2",
+                 "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    options = config["model_options"]
     assert options["discriminator"] == "global+local" and options["smooth_start"] is False
+    assert (config["schedule"], options["max_std"]) == ("cosine", 2.0)
     capsys.readouterr()
     assert main(["evaluate", "--model", str(out), "--data", "synthetic", "--image-size", "32", "--limit", "4",
                  "--json"]) == 0
