@@ -386,10 +386,10 @@ class VAEGAN(keras.Model):
         cosine to zero at that step (the ``cosine`` schedule of :class:`~inpaintlib.config.TrainConfig`)."""
         super().compile(optimizer=None, jit_compile=jit_compile)
         self.optimizers = {}
+        # A schedule is a function of each optimizer's own step count: one serves them all.
+        rate = (keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=decay_steps)
+                if decay_steps else learning_rate)
         for net in self.networks:
-            rate = learning_rate
-            if decay_steps:
-                rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=decay_steps)
             optimizer = keras.optimizers.Adam(rate, beta_1=beta_1, name=f"{net.name}_adam")
             optimizer.build(net.trainable_variables)  # now, so a checkpoint can restore its state
             self.optimizers[net.name] = optimizer
